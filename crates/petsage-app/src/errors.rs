@@ -1,0 +1,119 @@
+//! Every error leaves the service as an RFC 9457 problem body, whichever
+//! layer produced it (routing, an extractor, a handler).
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, HttpResponse};
+use petsage_core::{PROBLEM_CONTENT_TYPE, Problem};
+
+/// Middleware turning any 4xx/5xx response that is not yet a problem body into one.
+pub(crate) fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(to_problem)
+}
+
+fn to_problem<B: MessageBody + 'static>(
+    res: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    if is_problem {
+        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+    }
+    let status = res.status();
+    let detail = match res.response().error() {
+        // Client errors explain what was wrong with the request.
+        Some(err) if status.is_client_error() => err.to_string(),
+        // Server errors keep their internals in the log, not in the body.
+        _ if status.is_server_error() => "the server could not complete this request".to_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let (req, original) = res.into_parts();
+    let mut problem = Problem::new(status, detail).to_response();
+    for (name, value) in original.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            problem.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(req, problem).map_into_right_body(),
+    ))
+}
+
+/// The app's fallback: no route matched the path.
+pub(crate) async fn not_found(req: HttpRequest) -> HttpResponse {
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {} {}", req.method(), truncated(req.path())),
+    )
+    .to_response()
+}
+
+/// Echoing a client's 100 KB path back to it helps nobody: keep the start.
+fn truncated(path: &str) -> &str {
+    const MAX: usize = 200;
+    match path.char_indices().nth(MAX) {
+        Some((end, _)) => &path[..end],
+        None => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test as atest;
+    use actix_web::{App, web};
+
+    async fn bad_request() -> actix_web::Result<HttpResponse> {
+        Err(actix_web::error::ErrorBadRequest(
+            "the pet id must be a number",
+        ))
+    }
+
+    async fn broken() -> actix_web::Result<HttpResponse> {
+        Err(actix_web::error::ErrorInternalServerError(
+            "db password is hunter2",
+        ))
+    }
+
+    #[actix_web::test]
+    async fn plain_errors_become_problems_without_leaking_internals() {
+        let app = atest::init_service(
+            App::new()
+                .wrap(problem_bodies())
+                .route("/bad", web::get().to(bad_request))
+                .route("/broken", web::get().to(broken))
+                .default_service(web::to(not_found)),
+        )
+        .await;
+
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/bad").to_request()).await;
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            res.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(PROBLEM_CONTENT_TYPE.as_bytes())
+        );
+        let problem: Problem = atest::read_body_json(res).await;
+        assert_eq!(problem.detail, "the pet id must be a number");
+
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/broken").to_request()).await;
+        let problem: Problem = atest::read_body_json(res).await;
+        assert_eq!(problem.status, 500);
+        assert!(!problem.detail.contains("hunter2"), "{}", problem.detail);
+    }
+
+    #[test]
+    fn long_paths_are_cut_in_details() {
+        let long = "/x".repeat(1000);
+        assert_eq!(truncated(&long).len(), 200);
+        assert_eq!(truncated("/short"), "/short");
+    }
+}

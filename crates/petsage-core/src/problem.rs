@@ -1,0 +1,106 @@
+//! RFC 9457 problem details: the one error body shape of every PetSage route.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, ResponseError};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Media type of problem bodies.
+pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
+
+/// An RFC 9457 problem details body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "about:blank",
+    "title": "Not Found",
+    "status": 404,
+    "detail": "no route for GET /api/v1/nothing-here"
+}))]
+pub struct Problem {
+    /// URI identifying the problem type; `about:blank` means "see the status code".
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short human-readable summary: the status code's reason phrase.
+    pub title: String,
+    /// The HTTP status code.
+    pub status: u16,
+    /// Human-readable explanation of this occurrence.
+    pub detail: String,
+}
+
+impl Problem {
+    /// A problem of type `about:blank` for `status`, explained by `detail`.
+    pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self {
+            kind: "about:blank".to_owned(),
+            title: status.canonical_reason().unwrap_or("Error").to_owned(),
+            status: status.as_u16(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The status code this problem carries.
+    pub fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    /// The problem as a response with the `application/problem+json` type.
+    pub fn to_response(&self) -> HttpResponse {
+        let body = serde_json::to_vec(self).unwrap_or_default();
+        HttpResponse::build(self.status_code())
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
+            ))
+            .body(body)
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {}", self.status, self.title, self.detail)
+    }
+}
+
+impl ResponseError for Problem {
+    fn status_code(&self) -> StatusCode {
+        Problem::status_code(self)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.to_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serializes_in_rfc_9457_shape() {
+        let problem = Problem::new(StatusCode::NOT_FOUND, "nothing here");
+        let json = serde_json::to_value(&problem).expect("serializes");
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "type": "about:blank",
+                "title": "Not Found",
+                "status": 404,
+                "detail": "nothing here"
+            })
+        );
+    }
+
+    #[test]
+    fn response_carries_problem_media_type_and_status() {
+        let res = Problem::new(StatusCode::METHOD_NOT_ALLOWED, "no").to_response();
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            res.headers()
+                .get(header::CONTENT_TYPE)
+                .map(|v| v.as_bytes()),
+            Some(PROBLEM_CONTENT_TYPE.as_bytes())
+        );
+    }
+}

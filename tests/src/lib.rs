@@ -1,0 +1,241 @@
+//! Harness for PetSage's black-box tests: start a server process on
+//! `127.0.0.1:0`, learn its port from its log, talk HTTP to it, and end it by
+//! its PID.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+pub use ureq::http::{Method, StatusCode};
+
+/// The features the test app serves: PetSage's own, plus the test-only ones.
+pub fn features() -> petsage_app::Features {
+    petsage_app::features()
+}
+
+/// How long a server may take to log its address before the test fails.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running server process, killed by its PID when dropped.
+pub struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Mutex<Vec<String>>>,
+    agent: ureq::Agent,
+}
+
+/// A response as the tests see it: status, headers and the whole body.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: StatusCode,
+    /// Response headers.
+    pub headers: ureq::http::HeaderMap,
+    /// Body, read to the end.
+    pub body: String,
+}
+
+impl Reply {
+    /// A header's value as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body parsed as JSON; panics with the body when it is not JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|err| panic!("body is not JSON ({err}): {}", self.body))
+    }
+}
+
+/// Builds and starts a [`Server`] from a binary path.
+pub struct ServerBuilder {
+    command: Command,
+}
+
+impl ServerBuilder {
+    /// Sets an environment variable for the server process.
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Adds a command-line argument.
+    pub fn arg(mut self, arg: &str) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Spawns the server and waits until it logs the address it listens on.
+    pub fn start(mut self) -> Server {
+        let mut child = self
+            .command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("server binary starts");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = Arc::clone(&log);
+        // Keep draining stderr for the server's whole life, so it never blocks on a full pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = listening_addr(&line) {
+                    let _ = tx.send(addr);
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let addr = match rx.recv_timeout(START_TIMEOUT) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "server did not log its address; log:\n{}",
+                    log.lock().expect("log lock").join("\n")
+                );
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            agent: agent(Duration::from_secs(10)),
+        }
+    }
+}
+
+/// The address in a `listening on http://IP:PORT` log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let rest = line.split("listening on http://").nth(1)?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// An HTTP client that returns every status as a reply and follows no redirect.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into()
+}
+
+impl Server {
+    /// A builder for `binary` listening on `127.0.0.1:0` with `info` logging.
+    pub fn builder(binary: &str) -> ServerBuilder {
+        let mut command = Command::new(binary);
+        command
+            .env("PETSAGE_BIND", "127.0.0.1:0")
+            .env("PETSAGE_WORKERS", "2")
+            .env("RUST_LOG", "info")
+            .env_remove("PETSAGE_DOCS");
+        ServerBuilder { command }
+    }
+
+    /// The address the server listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `http://IP:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `method path` with an empty body and reads the whole reply.
+    pub fn request(&self, method: Method, path: &str) -> Reply {
+        let request = ureq::http::Request::builder()
+            .method(method.clone())
+            .uri(self.url(path))
+            .body(())
+            .expect("valid request");
+        let mut res = self
+            .agent
+            .run(request)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+        let body = if method == Method::HEAD {
+            String::new()
+        } else {
+            res.body_mut().read_to_string().expect("body reads")
+        };
+        Reply {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body,
+        }
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request(Method::GET, path)
+    }
+
+    /// Everything the server has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// Sends `signal` (for example `TERM`) to the process, by its PID.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), self.pid().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Waits up to `limit` for the process to exit by itself.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `binary` with `args` and `env` to completion: (exit code, stdout, stderr).
+pub fn run_to_exit(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
+    let output = Command::new(binary)
+        .args(args)
+        .envs(env.iter().copied())
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("binary runs");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
