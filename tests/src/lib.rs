@@ -12,9 +12,13 @@ use std::time::{Duration, Instant};
 
 pub use ureq::http::{Method, StatusCode};
 
+pub mod faults;
+
 /// The features the test app serves: PetSage's own, plus the test-only ones.
 pub fn features() -> petsage_app::Features {
-    petsage_app::features()
+    let mut features = petsage_app::features();
+    features.push(Box::new(faults::Faults));
+    features
 }
 
 /// How long a server may take to log its address before the test fails.
@@ -180,6 +184,43 @@ impl Server {
     /// `GET path`.
     pub fn get(&self, path: &str) -> Reply {
         self.request(Method::GET, path)
+    }
+
+    /// `PUT path` with a JSON body.
+    pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Reply {
+        let mut res = self
+            .agent
+            .put(self.url(path))
+            .header("content-type", "application/json")
+            .send(body.to_string())
+            .unwrap_or_else(|err| panic!("PUT {path}: {err}"));
+        Reply {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.body_mut().read_to_string().expect("body reads"),
+        }
+    }
+
+    /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`) in the test app.
+    pub fn set_check(&self, name: &str, mode: &str) {
+        let reply = self.put_json(
+            &format!("/api/v1/test/checks/{name}"),
+            &serde_json::json!(mode),
+        );
+        assert_eq!(reply.status, StatusCode::NO_CONTENT, "{}", reply.body);
+    }
+
+    /// Waits up to `limit` for a log line containing `needle`; panics with the log if none comes.
+    pub fn wait_for_log(&self, needle: &str, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?} within {limit:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Everything the server has logged so far.

@@ -1,12 +1,13 @@
 //! The command line: `petsage-app [FLAGS]` serves, `petsage-app openapi` prints the document.
 
-use std::net::TcpListener;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::{Features, Settings, openapi, run};
+use crate::{API_PREFIX, Features, Settings, openapi, run};
 
 /// Exit code for a bad flag or environment value, as clap and sysexits use.
 const EXIT_USAGE: u8 = 2;
@@ -26,6 +27,15 @@ struct Cli {
 enum Command {
     /// Print the OpenAPI document to stdout and exit.
     Openapi,
+    /// Ask a running server whether it is ready: exit 0 if so, 1 if not (for container HEALTHCHECKs).
+    Probe {
+        /// URL to ask [default: the readiness endpoint at PETSAGE_BIND, 0.0.0.0 read as 127.0.0.1].
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this long.
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::server::parse_duration)]
+        timeout: Duration,
+    },
 }
 
 /// Runs the command line against `features`, returning the process exit code.
@@ -36,6 +46,10 @@ pub fn main(features: Features) -> ExitCode {
     };
     match cli.command {
         Some(Command::Openapi) => print_openapi(&features),
+        Some(Command::Probe { url, timeout }) => {
+            let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
+            probe(&url, timeout)
+        }
         None => serve(&cli.settings, features),
     }
 }
@@ -48,6 +62,41 @@ fn print_openapi(features: &Features) -> ExitCode {
         }
         Err(err) => {
             eprintln!("petsage-app: cannot serialize the OpenAPI document: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The readiness URL of a server bound to `bind`, reachable from this host.
+fn readiness_url(bind: SocketAddr) -> String {
+    let ip = match bind.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ip => ip,
+    };
+    let addr = SocketAddr::new(ip, bind.port());
+    format!("http://{addr}{API_PREFIX}{}", petsage_health::READY_PATH)
+}
+
+/// One request, one line of output; exit 0 on 2xx, 1 on anything else.
+fn probe(url: &str, timeout: Duration) -> ExitCode {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    match agent.get(url).call() {
+        Ok(res) if res.status().is_success() => {
+            println!("ready: {} from {url}", res.status());
+            ExitCode::SUCCESS
+        }
+        Ok(res) => {
+            println!("not ready: {} from {url}", res.status());
+            ExitCode::FAILURE
+        }
+        Err(err) => {
+            println!("not ready: {url}: {err}");
             ExitCode::FAILURE
         }
     }
@@ -68,7 +117,10 @@ fn serve(settings: &Settings, features: Features) -> ExitCode {
     let outcome = actix_web::rt::System::new()
         .block_on(async move { run(listener, settings, features)?.await });
     match outcome {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => {
+            log::info!("stopped: no request left in flight; exiting");
+            ExitCode::SUCCESS
+        }
         Err(err) => {
             eprintln!("petsage-app: server failed: {err}");
             ExitCode::FAILURE
@@ -130,4 +182,26 @@ fn invalid_value_line(err: &clap::Error) -> Option<String> {
     Some(format!(
         "invalid value {value:?} for --{long}{env}: {expected}"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readiness_url_reads_unspecified_addresses_as_loopback() {
+        let ready = petsage_health::READY_PATH;
+        assert_eq!(
+            readiness_url("0.0.0.0:8080".parse().expect("addr")),
+            format!("http://127.0.0.1:8080/api/v1{ready}")
+        );
+        assert_eq!(
+            readiness_url("[::]:9000".parse().expect("addr")),
+            format!("http://[::1]:9000/api/v1{ready}")
+        );
+        assert_eq!(
+            readiness_url("10.1.2.3:80".parse().expect("addr")),
+            format!("http://10.1.2.3:80/api/v1{ready}")
+        );
+    }
 }

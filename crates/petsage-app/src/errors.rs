@@ -7,9 +7,12 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpRequest, HttpResponse};
-use petsage_core::{PROBLEM_CONTENT_TYPE, Problem};
+use petsage_core::Problem;
 
-/// Middleware turning any 4xx/5xx response that is not yet a problem body into one.
+/// Middleware turning any 4xx/5xx response without a JSON body into a problem body.
+///
+/// JSON error bodies are left alone: problems, and the health endpoints' 503s,
+/// which carry their own documented schema.
 pub(crate) fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
     ErrorHandlers::new().default_handler(to_problem)
 }
@@ -17,11 +20,12 @@ pub(crate) fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
 fn to_problem<B: MessageBody + 'static>(
     res: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_problem = res
+    let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
-    if is_problem {
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_type);
+    if is_json {
         return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
     }
     let status = res.status();
@@ -42,6 +46,12 @@ fn to_problem<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(
         ServiceResponse::new(req, problem).map_into_right_body(),
     ))
+}
+
+/// `application/json`, `application/problem+json`, and the like.
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 /// The app's fallback: no route matched the path.
@@ -67,6 +77,7 @@ mod tests {
     use super::*;
     use actix_web::test as atest;
     use actix_web::{App, web};
+    use petsage_core::PROBLEM_CONTENT_TYPE;
 
     async fn bad_request() -> actix_web::Result<HttpResponse> {
         Err(actix_web::error::ErrorBadRequest(

@@ -7,6 +7,7 @@
 
 pub mod cli;
 mod docs;
+mod drain;
 mod errors;
 mod server;
 

@@ -3,16 +3,18 @@
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::Duration;
 
-use actix_web::dev::Server;
-use actix_web::http::header;
+use actix_web::dev::{Server, Service};
+use actix_web::http::{ConnectionType, header};
 use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
 use log::info;
-use petsage_core::Feature;
+use petsage_core::{Feature, HealthMonitor, MonitorSettings, Phase};
 
-use crate::{API_PREFIX, Features, docs, errors, routes};
+use crate::{API_PREFIX, Features, docs, drain, errors, routes};
 
 /// How the server runs: each setting is a flag with an environment fallback.
 #[derive(Debug, Clone, Args)]
@@ -28,6 +30,26 @@ pub struct Settings {
     /// Serve the OpenAPI document and Swagger UI.
     #[arg(long, env = "PETSAGE_DOCS", value_name = "true|false", default_value = "true", action = ArgAction::Set, value_parser = parse_bool)]
     pub docs: bool,
+
+    /// Longest one health check may take before it counts as failed.
+    #[arg(long, env = "PETSAGE_HEALTH_CHECK_TIMEOUT", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
+    pub health_check_timeout: Duration,
+
+    /// How long health-check results are reused before the checks run again.
+    #[arg(long, env = "PETSAGE_HEALTH_CACHE_TTL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub health_cache_ttl: Duration,
+
+    /// Show failing checks' error texts in readiness bodies (they always go to the log).
+    #[arg(long, env = "PETSAGE_HEALTH_DETAILS", value_name = "true|false", default_value = "false", action = ArgAction::Set, value_parser = parse_bool)]
+    pub health_details: bool,
+
+    /// On SIGTERM/SIGINT, keep serving (readiness 503) this long before closing the listener.
+    #[arg(long, env = "PETSAGE_SHUTDOWN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub shutdown_delay: Duration,
+
+    /// After the delay, how long in-flight requests get to finish (whole seconds).
+    #[arg(long, env = "PETSAGE_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
 }
 
 impl Settings {
@@ -51,6 +73,18 @@ fn parse_workers(value: &str) -> Result<NonZeroUsize, String> {
         .map_err(|_| "expected a whole number of at least 1".to_owned())
 }
 
+/// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a duration such as 500ms, 2s or 2 (seconds)";
+    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else {
+        (value.strip_suffix('s').unwrap_or(value), 1.0)
+    };
+    let number: f64 = number.trim().parse().map_err(|_| EXPECTED.to_owned())?;
+    Duration::try_from_secs_f64(number * scale).map_err(|_| EXPECTED.to_owned())
+}
+
 fn parse_bool(value: &str) -> Result<bool, String> {
     match value {
         "true" => Ok(true),
@@ -59,7 +93,8 @@ fn parse_bool(value: &str) -> Result<bool, String> {
     }
 }
 
-/// Starts serving `features` on `listener`; the returned server runs until stopped.
+/// Starts serving `features` on `listener`; the returned server runs until
+/// stopped, and drains gracefully on SIGTERM or SIGINT.
 ///
 /// Must be called inside an actix system (`actix_web::rt::System` or `#[actix_web::main]`).
 pub fn run(
@@ -68,6 +103,7 @@ pub fn run(
     features: Features,
 ) -> std::io::Result<Server> {
     let addr = listener.local_addr()?;
+    let signals = drain::Signals::install()?;
     let workers = settings.worker_count();
     let features: Arc<[Box<dyn Feature>]> = features.into();
     let openapi_json = settings.docs.then(|| docs::openapi_json(&features));
@@ -76,7 +112,16 @@ pub fn run(
         .filter(|(_, info)| info.quiet)
         .map(|(path, _)| path)
         .collect();
+    let monitor = Data::new(HealthMonitor::new(
+        features.iter().flat_map(|f| f.health_checks()).collect(),
+        MonitorSettings {
+            check_timeout: settings.health_check_timeout,
+            cache_ttl: settings.health_cache_ttl,
+            details: settings.health_details,
+        },
+    ));
 
+    let app_monitor = monitor.clone();
     let server = HttpServer::new(move || {
         let access_log = quiet_paths
             .iter()
@@ -88,9 +133,25 @@ pub fn run(
                 scope.service(endpoint.into_service())
             });
         let openapi_json = openapi_json.clone();
+        let draining = app_monitor.clone();
         App::new()
+            .app_data(app_monitor.clone())
             .wrap(errors::problem_bodies())
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            .wrap_fn(move |req, srv| {
+                let response = srv.call(req);
+                let draining = draining.clone();
+                async move {
+                    let mut res = response.await?;
+                    // While draining, ask clients and balancers not to reuse the connection.
+                    if draining.is_draining() {
+                        res.response_mut()
+                            .head_mut()
+                            .set_connection_type(ConnectionType::Close);
+                    }
+                    Ok(res)
+                }
+            })
             .wrap(access_log)
             .service(api)
             .configure(|cfg| {
@@ -101,13 +162,40 @@ pub fn run(
             .default_service(web::to(errors::not_found))
     })
     .workers(workers)
+    .disable_signals()
+    .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
     .listen(listener)?
     .run();
 
+    actix_web::rt::spawn(drain::on_signal(
+        signals,
+        server.handle(),
+        monitor.clone().into_inner(),
+        settings.shutdown_delay,
+        settings.shutdown_timeout,
+    ));
+    monitor.set_phase(Phase::Serving);
     info!(
-        "listening on http://{addr} (version {}, {workers} workers, docs {})",
+        "listening on http://{addr} (version {}, {workers} workers, docs {}, {} health checks)",
         env!("CARGO_PKG_VERSION"),
-        if settings.docs { "on" } else { "off" }
+        if settings.docs { "on" } else { "off" },
+        monitor.checks().len(),
     );
     Ok(server)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "soon", "-1s", "1h", "ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
 }

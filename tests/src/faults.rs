@@ -1,0 +1,168 @@
+//! A test-only feature whose health checks and handlers the tests control
+//! over HTTP: checks can be flipped to fail, hang or be slow; a handler can be
+//! made slow. Registered only in the test app, never in `petsage-app`.
+//!
+//! Checks come from `PETSAGE_TEST_CHECKS`, a comma-separated list of
+//! `name:critical` or `name:non-critical`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use actix_web::rt::time::sleep;
+use actix_web::web::{Json, Path};
+use actix_web::{HttpResponse, http::StatusCode};
+use log::info;
+use petsage_core::{Endpoint, Feature, HealthCheck, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::{OpenApi, ToSchema};
+
+/// How a controllable check behaves on its next runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Passes at once.
+    Ok,
+    /// Fails at once.
+    Fail,
+    /// Never finishes.
+    Hang,
+    /// Passes after 300 ms.
+    Slow,
+}
+
+struct Control {
+    critical: bool,
+    mode: AtomicU8,
+    runs: AtomicUsize,
+}
+
+static CONTROLS: LazyLock<BTreeMap<String, Arc<Control>>> = LazyLock::new(|| {
+    std::env::var("PETSAGE_TEST_CHECKS")
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|spec| {
+            let (name, kind) = spec.trim().split_once(':')?;
+            let control = Control {
+                critical: kind == "critical",
+                mode: AtomicU8::new(Mode::Ok as u8),
+                runs: AtomicUsize::new(0),
+            };
+            Some((name.to_owned(), Arc::new(control)))
+        })
+        .collect()
+});
+
+fn mode_of(control: &Control) -> Mode {
+    match control.mode.load(Ordering::SeqCst) {
+        0 => Mode::Ok,
+        1 => Mode::Fail,
+        2 => Mode::Hang,
+        _ => Mode::Slow,
+    }
+}
+
+async fn run_check(name: String, control: Arc<Control>) -> Result<(), String> {
+    control.runs.fetch_add(1, Ordering::SeqCst);
+    match mode_of(&control) {
+        Mode::Ok => Ok(()),
+        Mode::Fail => Err(format!("test check {name} is set to fail")),
+        Mode::Hang => std::future::pending().await,
+        Mode::Slow => {
+            sleep(Duration::from_millis(300)).await;
+            Ok(())
+        }
+    }
+}
+
+fn control(name: &str) -> Result<&'static Arc<Control>, Problem> {
+    CONTROLS
+        .get(name)
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no test check {name:?}")))
+}
+
+/// How many times a check has run.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Runs {
+    /// Runs so far.
+    pub runs: usize,
+}
+
+/// Sets a test check's mode.
+#[utoipa::path(put, path = "/test/checks/{name}", operation_id = "test_set_check", tag = "Test",
+    params(("name" = String, Path, description = "Check name")),
+    request_body = Mode,
+    responses((status = 204, description = "Mode set"), (status = 404, description = "No such check", body = Problem)))]
+pub async fn set_check(name: Path<String>, mode: Json<Mode>) -> Result<HttpResponse, Problem> {
+    control(&name)?.mode.store(*mode as u8, Ordering::SeqCst);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Reports how many times a test check has run.
+#[utoipa::path(get, path = "/test/checks/{name}/runs", operation_id = "test_check_runs", tag = "Test",
+    params(("name" = String, Path, description = "Check name")),
+    responses((status = 200, description = "Run count", body = Runs), (status = 404, description = "No such check", body = Problem)))]
+pub async fn check_runs(name: Path<String>) -> Result<Json<Runs>, Problem> {
+    let runs = control(&name)?.runs.load(Ordering::SeqCst);
+    Ok(Json(Runs { runs }))
+}
+
+/// Answers after `ms` milliseconds (at most 10 s), logging when it starts.
+#[utoipa::path(get, path = "/test/slow/{ms}", operation_id = "test_slow", tag = "Test",
+    params(("ms" = u64, Path, description = "Milliseconds to wait", maximum = 10000)),
+    responses((status = 200, description = "Waited", body = String), (status = 400, description = "Bad duration", body = Problem)))]
+pub async fn slow(ms: Path<u64>) -> Result<HttpResponse, Problem> {
+    let ms = *ms;
+    if ms > 10_000 {
+        return Err(Problem::new(StatusCode::BAD_REQUEST, "at most 10000 ms"));
+    }
+    info!("slow request started: {ms} ms");
+    sleep(Duration::from_millis(ms)).await;
+    Ok(HttpResponse::Ok().json(format!("waited {ms} ms")))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    paths(set_check, check_runs, slow),
+    components(schemas(Mode, Runs)),
+    tags((name = "Test", description = "Test-only controls; never in petsage-app."))
+)]
+struct FaultsApi;
+
+/// The test-only feature.
+pub struct Faults;
+
+impl Feature for Faults {
+    fn name(&self) -> &'static str {
+        "test-faults"
+    }
+
+    fn endpoints(&self) -> Vec<Endpoint> {
+        vec![
+            Endpoint::new("/test/checks/{name}").method(actix_web::http::Method::PUT, set_check),
+            Endpoint::new("/test/checks/{name}/runs").get(check_runs),
+            Endpoint::new("/test/slow/{ms}").get(slow),
+        ]
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        FaultsApi::openapi()
+    }
+
+    fn health_checks(&self) -> Vec<HealthCheck> {
+        CONTROLS
+            .iter()
+            .map(|(name, control)| {
+                let critical = control.critical;
+                let (check_name, control) = (name.clone(), Arc::clone(control));
+                let check = move || run_check(check_name.clone(), Arc::clone(&control));
+                if critical {
+                    HealthCheck::critical(name.clone(), check)
+                } else {
+                    HealthCheck::non_critical(name.clone(), check)
+                }
+            })
+            .collect()
+    }
+}
