@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 pub use ureq::http::{Method, StatusCode};
 
 pub mod faults;
+pub mod lb;
 
 /// The features the test app serves: PetSage's own, plus the test-only ones.
 pub fn features() -> petsage_app::Features {

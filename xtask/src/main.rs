@@ -6,9 +6,13 @@ const HELP: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci      cargo fmt --check, clippy with warnings denied, and the whole test suite:
-          the one command to run before pushing
+  ci      cargo fmt --check, clippy with warnings denied, and the whole test suite,
+          including the tests that need haproxy and wrk: the one command to run
+          before pushing
 ";
+
+/// Tools the ignored-by-default tests need, and the Debian packages that bring them.
+const TEST_TOOLS: &[(&str, &str)] = &[("haproxy", "haproxy"), ("wrk", "wrk")];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
 
 /// Everything CI checks, in the order that fails fastest.
 fn ci() -> Result<(), String> {
+    require_tools(TEST_TOOLS)?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -43,8 +48,31 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace"])?;
+    // Tests that need external tools are #[ignore]d so a bare `cargo test` passes
+    // anywhere; CI and this task run them too.
+    cargo(&["test", "--workspace", "--", "--include-ignored"])?;
     Ok(())
+}
+
+/// Fails with the install command when a tool is not on PATH.
+fn require_tools(tools: &[(&str, &str)]) -> Result<(), String> {
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(bin, _)| !on_path(bin))
+        .map(|(_, package)| *package)
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "missing test tools; install them with: sudo apt-get install -y {}",
+        missing.join(" ")
+    ))
+}
+
+fn on_path(bin: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(bin).is_file()))
 }
 
 /// Runs `cargo <args>` (the cargo that runs us), failing on a non-zero exit.

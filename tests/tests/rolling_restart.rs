@@ -1,0 +1,84 @@
+//! Faults behind a real load balancer: a rolling restart under load loses no
+//! request, and a killed instance is marked DOWN quickly. Needs `haproxy` and
+//! `wrk` (Debian packages, installed by `.ci/run`); `cargo xtask ci` runs these.
+
+use std::time::Duration;
+
+use petsage_tests::lb::{Haproxy, free_port, spawn_wrk, wrk_report};
+use petsage_tests::{Server, ServerBuilder};
+
+const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
+/// HAProxy checks every second (`inter 1s` in deploy/haproxy/haproxy.cfg).
+const CHECK_INTERVAL: Duration = Duration::from_secs(1);
+
+fn instance(bind: &str) -> ServerBuilder {
+    Server::builder(APP)
+        .env("PETSAGE_BIND", bind)
+        .env("PETSAGE_SHUTDOWN_DELAY", "1500ms")
+        .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
+}
+
+#[test]
+#[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
+fn rolling_restart_of_three_instances_loses_no_request() {
+    let binds: Vec<String> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let mut servers: Vec<Server> = binds.iter().map(|b| instance(b).start()).collect();
+    let lb = Haproxy::start(&binds);
+    for name in ["app1", "app2", "app3"] {
+        lb.wait_status(name, "UP", Duration::from_secs(10));
+    }
+
+    // Liveness stays 200 through a drain, so every non-2xx would be a lost request.
+    let load = Duration::from_secs(20);
+    let started = std::time::Instant::now();
+    let wrk = spawn_wrk(&lb.url("/api/v1/health/live"), 64, 20);
+    std::thread::sleep(Duration::from_secs(1)); // let the load ramp up before the first restart
+    for (i, bind) in binds.iter().enumerate() {
+        let name = format!("app{}", i + 1);
+        servers[i].signal("TERM");
+        lb.wait_status(&name, "DOWN", Duration::from_secs(5));
+        let exit = servers[i]
+            .wait_exit(Duration::from_secs(15))
+            .expect("instance exits");
+        assert!(
+            exit.success(),
+            "{name} exit {exit:?}:\n{}",
+            servers[i].log()
+        );
+        servers[i] = instance(bind).start();
+        lb.wait_status(&name, "UP", Duration::from_secs(10));
+    }
+    assert!(
+        started.elapsed() < load,
+        "the restarts outlasted the load: {:?}",
+        started.elapsed()
+    );
+    let report = wrk_report(wrk);
+    println!("{}", report.output);
+    assert!(
+        report.requests > 1000,
+        "too little load to prove anything: {}",
+        report.output
+    );
+    assert_eq!(report.non_2xx, 0, "{}", report.output);
+    assert_eq!(report.socket_errors, 0, "{}", report.output);
+}
+
+#[test]
+#[ignore = "needs haproxy: run by cargo xtask ci"]
+fn killed_instance_is_marked_down_within_two_check_intervals() {
+    let binds: Vec<String> = (0..2)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let servers: Vec<Server> = binds.iter().map(|b| instance(b).start()).collect();
+    let lb = Haproxy::start(&binds);
+    lb.wait_status("app1", "UP", Duration::from_secs(10));
+    lb.wait_status("app2", "UP", Duration::from_secs(10));
+
+    servers[0].signal("KILL");
+    let took = lb.wait_status("app1", "DOWN", CHECK_INTERVAL * 2);
+    println!("app1 marked DOWN {took:?} after kill -9");
+    assert_eq!(lb.server_status("app2"), "UP");
+}
