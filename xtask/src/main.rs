@@ -1,5 +1,8 @@
 //! Project automation, run as `cargo xtask <task>`: no shell scripts to drift.
 
+mod new_feature;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const HELP: &str = "\
@@ -9,6 +12,10 @@ tasks:
   ci      cargo fmt --check, clippy with warnings denied, and the whole test suite,
           including the tests that need haproxy and wrk: the one command to run
           before pushing
+  new-feature <name> [--dry-run]
+          create crates/petsage-<name> (a working feature: model, list and get
+          endpoints, OpenAPI, tests) and register it in the app; --dry-run
+          prints the files and edits without writing anything
 ";
 
 /// Tools the ignored-by-default tests need, and the Debian packages that bring them.
@@ -18,6 +25,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("new-feature") => return new_feature_cmd(&args[1..]),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -34,6 +42,48 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn new_feature_cmd(args: &[String]) -> ExitCode {
+    let dry_run = args.iter().any(|a| a == "--dry-run");
+    let names: Vec<&String> = args.iter().filter(|a| *a != "--dry-run").collect();
+    let [name] = names.as_slice() else {
+        eprintln!("xtask: usage: cargo xtask new-feature <name> [--dry-run]");
+        return ExitCode::from(2);
+    };
+    let root = match workspace_root() {
+        Ok(root) => root,
+        Err(err) => {
+            eprintln!("xtask: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match new_feature::run(&root, name, dry_run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(new_feature::Error::Usage(reason)) => {
+            eprintln!("xtask: {reason}");
+            ExitCode::from(2)
+        }
+        Err(new_feature::Error::Failed(reason)) => {
+            eprintln!("xtask: {reason}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The nearest folder at or above the current one whose Cargo.toml has `[workspace]`.
+fn workspace_root() -> Result<PathBuf, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current folder: {e}"))?;
+    cwd.ancestors()
+        .find(|dir| is_workspace_root(dir))
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("no Cargo workspace at or above {}", cwd.display()))
+}
+
+fn is_workspace_root(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
 }
 
 /// Everything CI checks, in the order that fails fastest.

@@ -24,7 +24,10 @@ pub type Features = Vec<Box<dyn Feature>>;
 
 /// PetSage's features: registering a feature is one line here.
 pub fn features() -> Features {
-    vec![Box::new(petsage_health::Health)]
+    vec![
+        Box::new(petsage_health::Health),
+        // `cargo xtask new-feature` adds new features above this line.
+    ]
 }
 
 /// Every endpoint the features serve, with its full path (API prefix included).

@@ -1,0 +1,253 @@
+//! `cargo xtask new-feature`, end to end: generate a feature into a copy of
+//! the workspace, build and test it, serve it, and reject bad names with
+//! nothing written. Slow (it builds a second workspace), so it is #[ignore]d
+//! for a bare `cargo test` and run by `cargo xtask ci`.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use petsage_tests::{Server, StatusCode};
+
+/// The repository this test was built from.
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Copies what a clean checkout holds (no target/, no .git) into `to`.
+fn copy_workspace(to: &Path) {
+    let _ = fs::remove_dir_all(to);
+    for entry in [
+        "Cargo.toml",
+        "Cargo.lock",
+        ".cargo",
+        "crates",
+        "tests",
+        "xtask",
+    ] {
+        copy(&repo().join(entry), &to.join(entry));
+    }
+}
+
+fn copy(from: &Path, to: &Path) {
+    if from.is_dir() {
+        fs::create_dir_all(to).expect("mkdir");
+        for entry in fs::read_dir(from).expect("readdir") {
+            let entry = entry.expect("entry");
+            copy(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        fs::create_dir_all(to.parent().expect("has parent")).expect("mkdir");
+        fs::copy(from, to).unwrap_or_else(|e| panic!("copy {}: {e}", from.display()));
+    }
+}
+
+/// Every file under `root` and its contents.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
+        for entry in fs::read_dir(dir).expect("readdir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else {
+                let rel = path.strip_prefix(root).expect("under root").to_path_buf();
+                out.insert(rel, fs::read(&path).expect("read"));
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+struct Workspace {
+    root: PathBuf,
+    target: PathBuf,
+}
+
+impl Workspace {
+    fn cargo(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let out = Command::new(cargo)
+            .args(args)
+            .current_dir(&self.root)
+            .env("CARGO_TARGET_DIR", &self.target)
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("cargo runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn new_feature(&self, args: &[&str]) -> (Option<i32>, String, String) {
+        let mut all = vec!["run", "-q", "--offline", "-p", "xtask", "--", "new-feature"];
+        all.extend_from_slice(args);
+        self.cargo(&all)
+    }
+
+    fn assert_ok(&self, args: &[&str]) {
+        let (code, stdout, stderr) = self.cargo(args);
+        assert_eq!(code, Some(0), "cargo {args:?} failed:\n{stdout}\n{stderr}");
+    }
+}
+
+#[test]
+#[ignore = "slow: builds a generated workspace; run by cargo xtask ci"]
+fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
+    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-feature");
+    let ws = Workspace {
+        root: scratch.join("ws"),
+        // Kept between runs, so the builds below stay incremental.
+        target: scratch.join("target"),
+    };
+    copy_workspace(&ws.root);
+    let pristine = snapshot(&ws.root);
+
+    // Bad names: exit 2, one line, nothing written.
+    for bad in [
+        "Bad_Name", "1pets", "pets!", "type", "app", "core", "health",
+    ] {
+        let (code, _, stderr) = ws.new_feature(&[bad]);
+        assert_eq!(code, Some(2), "{bad}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{bad}: {stderr}");
+        assert!(
+            snapshot(&ws.root) == pristine,
+            "{bad} changed the workspace"
+        );
+    }
+
+    // A dry run lists every file and edit and writes nothing.
+    let (code, stdout, stderr) = ws.new_feature(&["pets", "--dry-run"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for line in [
+        "create  crates/petsage-pets/Cargo.toml",
+        "create  crates/petsage-pets/src/lib.rs",
+        "create  crates/petsage-pets/src/model.rs",
+        "create  crates/petsage-pets/src/routes.rs",
+        "edit    Cargo.toml",
+        "edit    crates/petsage-app/Cargo.toml",
+        "edit    crates/petsage-app/src/lib.rs",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?}:\n{stdout}");
+    }
+    assert!(
+        snapshot(&ws.root) == pristine,
+        "--dry-run changed the workspace"
+    );
+
+    // A step that cannot be done leaves everything as it was.
+    let app_lib = ws.root.join("crates/petsage-app/src/lib.rs");
+    let original = fs::read_to_string(&app_lib).expect("read");
+    fs::write(
+        &app_lib,
+        original.replace("adds new features above this line", "(marker removed)"),
+    )
+    .expect("write");
+    let broken = snapshot(&ws.root);
+    let (code, _, stderr) = ws.new_feature(&["pets"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        snapshot(&ws.root) == broken,
+        "a failed run left changes behind"
+    );
+    fs::write(&app_lib, &original).expect("restore");
+
+    // The real thing.
+    let (code, stdout, stderr) = ws.new_feature(&["pets"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stdout.contains("next:"), "{stdout}");
+    let after = snapshot(&ws.root);
+    let changed: Vec<String> = after
+        .iter()
+        .filter(|(path, text)| pristine.get(*path) != Some(*text))
+        .map(|(path, _)| path.display().to_string())
+        .collect();
+    assert_eq!(
+        changed,
+        [
+            "Cargo.toml",
+            "crates/petsage-app/Cargo.toml",
+            "crates/petsage-app/src/lib.rs",
+            "crates/petsage-pets/Cargo.toml",
+            "crates/petsage-pets/src/lib.rs",
+            "crates/petsage-pets/src/model.rs",
+            "crates/petsage-pets/src/routes.rs",
+        ]
+    );
+    let (code, _, stderr) = ws.new_feature(&["pets"]);
+    assert_eq!(code, Some(2), "an existing feature is refused: {stderr}");
+    // `cargo run` itself records the new member in Cargo.lock; xtask wrote nothing.
+    let mut again = snapshot(&ws.root);
+    again.remove(Path::new("Cargo.lock"));
+    let mut expected = after.clone();
+    expected.remove(Path::new("Cargo.lock"));
+    assert!(
+        again == expected,
+        "refusing an existing feature changed the workspace"
+    );
+
+    // As generated, it is formatted, lint-clean and tested.
+    ws.assert_ok(&["fmt", "--all", "--check"]);
+    ws.assert_ok(&[
+        "clippy",
+        "--offline",
+        "-p",
+        "petsage-pets",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    ws.assert_ok(&["test", "--offline", "-p", "petsage-pets"]);
+    ws.assert_ok(&["build", "--offline", "-p", "petsage-app"]);
+
+    // And the app serves it, documented under its own tag, beside an unchanged health check.
+    let binary = ws.target.join("debug/petsage-app");
+    let server = Server::builder(binary.to_str().expect("utf-8 path")).start();
+    let list = server.get("/api/v1/pets");
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(
+        list.json().as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        list.body
+    );
+    let one = server.get("/api/v1/pets/2");
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json()["id"], 2);
+    for missing in ["/api/v1/pets/999", "/api/v1/pets/not-a-number"] {
+        let reply = server.get(missing);
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{missing}");
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json"),
+            "{missing}"
+        );
+    }
+    let doc = server.get("/api-docs/openapi.json").json();
+    for (path, id) in [
+        ("/api/v1/pets", "pets_list"),
+        ("/api/v1/pets/{id}", "pets_get"),
+    ] {
+        let op = &doc["paths"][path]["get"];
+        assert_eq!(op["operationId"], id, "{path}");
+        assert_eq!(op["tags"], serde_json::json!(["Pets"]), "{path}");
+    }
+    assert!(
+        doc["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .any(|t| t["name"] == "Pets")
+    );
+    let health = server.get("/api/v1/health");
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(
+        health.json(),
+        serde_json::json!({"status": "ok", "service_name": "PetSage Backend", "version": env!("CARGO_PKG_VERSION")})
+    );
+}
