@@ -106,6 +106,25 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     };
     copy_workspace(&ws.root);
     let pristine = snapshot(&ws.root);
+    // A two-word name exercises every form (kebab, snake, Pascal, title);
+    // numbered if a developer already has such a feature.
+    let name = (1..)
+        .map(|n| {
+            if n == 1 {
+                "pet-profiles".to_owned()
+            } else {
+                format!("pet-profiles-{n}")
+            }
+        })
+        .find(|name| {
+            !ws.root
+                .join("crates")
+                .join(format!("petsage-{name}"))
+                .exists()
+        })
+        .expect("a free name");
+    let krate = format!("petsage-{name}");
+    let ident = name.replace('-', "_");
 
     // Bad names: exit 2, one line, nothing written.
     for bad in [
@@ -121,18 +140,25 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     }
 
     // A dry run lists every file and edit and writes nothing.
-    let (code, stdout, stderr) = ws.new_feature(&["pets", "--dry-run"]);
+    let (code, stdout, stderr) = ws.new_feature(&[&name, "--dry-run"]);
     assert_eq!(code, Some(0), "{stderr}");
-    for line in [
-        "create  crates/petsage-pets/Cargo.toml",
-        "create  crates/petsage-pets/src/lib.rs",
-        "create  crates/petsage-pets/src/model.rs",
-        "create  crates/petsage-pets/src/routes.rs",
-        "edit    Cargo.toml",
-        "edit    crates/petsage-app/Cargo.toml",
-        "edit    crates/petsage-app/src/lib.rs",
+    let created = ["Cargo.toml", "src/lib.rs", "src/model.rs", "src/routes.rs"]
+        .map(|file| format!("crates/{krate}/{file}"));
+    for file in &created {
+        assert!(
+            stdout.contains(&format!("create  {file}")),
+            "missing {file}:\n{stdout}"
+        );
+    }
+    for file in [
+        "Cargo.toml",
+        "crates/petsage-app/Cargo.toml",
+        "crates/petsage-app/src/lib.rs",
     ] {
-        assert!(stdout.contains(line), "missing {line:?}:\n{stdout}");
+        assert!(
+            stdout.contains(&format!("edit    {file}")),
+            "missing {file}:\n{stdout}"
+        );
     }
     assert!(
         snapshot(&ws.root) == pristine,
@@ -148,7 +174,7 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     )
     .expect("write");
     let broken = snapshot(&ws.root);
-    let (code, _, stderr) = ws.new_feature(&["pets"]);
+    let (code, _, stderr) = ws.new_feature(&[&name]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         snapshot(&ws.root) == broken,
@@ -157,7 +183,7 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     fs::write(&app_lib, &original).expect("restore");
 
     // The real thing.
-    let (code, stdout, stderr) = ws.new_feature(&["pets"]);
+    let (code, stdout, stderr) = ws.new_feature(&[&name]);
     assert_eq!(code, Some(0), "{stderr}");
     assert!(stdout.contains("next:"), "{stdout}");
     let after = snapshot(&ws.root);
@@ -166,19 +192,15 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         .filter(|(path, text)| pristine.get(*path) != Some(*text))
         .map(|(path, _)| path.display().to_string())
         .collect();
-    assert_eq!(
-        changed,
-        [
-            "Cargo.toml",
-            "crates/petsage-app/Cargo.toml",
-            "crates/petsage-app/src/lib.rs",
-            "crates/petsage-pets/Cargo.toml",
-            "crates/petsage-pets/src/lib.rs",
-            "crates/petsage-pets/src/model.rs",
-            "crates/petsage-pets/src/routes.rs",
-        ]
-    );
-    let (code, _, stderr) = ws.new_feature(&["pets"]);
+    let mut expected_changes = vec![
+        "Cargo.toml".to_owned(),
+        "crates/petsage-app/Cargo.toml".to_owned(),
+        "crates/petsage-app/src/lib.rs".to_owned(),
+    ];
+    expected_changes.extend(created);
+    expected_changes.sort();
+    assert_eq!(changed, expected_changes);
+    let (code, _, stderr) = ws.new_feature(&[&name]);
     assert_eq!(code, Some(2), "an existing feature is refused: {stderr}");
     // `cargo run` itself records the new member in Cargo.lock; xtask wrote nothing.
     let mut again = snapshot(&ws.root);
@@ -196,19 +218,19 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         "clippy",
         "--offline",
         "-p",
-        "petsage-pets",
+        &krate,
         "--all-targets",
         "--",
         "-D",
         "warnings",
     ]);
-    ws.assert_ok(&["test", "--offline", "-p", "petsage-pets"]);
+    ws.assert_ok(&["test", "--offline", "-p", &krate]);
     ws.assert_ok(&["build", "--offline", "-p", "petsage-app"]);
 
     // And the app serves it, documented under its own tag, beside an unchanged health check.
     let binary = ws.target.join("debug/petsage-app");
     let server = Server::builder(binary.to_str().expect("utf-8 path")).start();
-    let list = server.get("/api/v1/pets");
+    let list = server.get(&format!("/api/v1/{name}"));
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(
         list.json().as_array().map(Vec::len),
@@ -216,11 +238,14 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         "{}",
         list.body
     );
-    let one = server.get("/api/v1/pets/2");
+    let one = server.get(&format!("/api/v1/{name}/2"));
     assert_eq!(one.status, StatusCode::OK);
     assert_eq!(one.json()["id"], 2);
-    for missing in ["/api/v1/pets/999", "/api/v1/pets/not-a-number"] {
-        let reply = server.get(missing);
+    for missing in [
+        format!("/api/v1/{name}/999"),
+        format!("/api/v1/{name}/not-a-number"),
+    ] {
+        let reply = server.get(&missing);
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "{missing}");
         assert_eq!(
             reply.header("content-type"),
@@ -229,20 +254,25 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         );
     }
     let doc = server.get("/api-docs/openapi.json").json();
+    let title: Vec<String> = name
+        .split('-')
+        .map(|word| word[..1].to_uppercase() + &word[1..])
+        .collect();
+    let title = title.join(" ");
     for (path, id) in [
-        ("/api/v1/pets", "pets_list"),
-        ("/api/v1/pets/{id}", "pets_get"),
+        (format!("/api/v1/{name}"), format!("{ident}_list")),
+        (format!("/api/v1/{name}/{{id}}"), format!("{ident}_get")),
     ] {
-        let op = &doc["paths"][path]["get"];
-        assert_eq!(op["operationId"], id, "{path}");
-        assert_eq!(op["tags"], serde_json::json!(["Pets"]), "{path}");
+        let op = &doc["paths"][&path]["get"];
+        assert_eq!(op["operationId"], id.as_str(), "{path}");
+        assert_eq!(op["tags"], serde_json::json!([&title]), "{path}");
     }
     assert!(
         doc["tags"]
             .as_array()
             .expect("tags")
             .iter()
-            .any(|t| t["name"] == "Pets")
+            .any(|t| t["name"] == title)
     );
     let health = server.get("/api/v1/health");
     assert_eq!(health.status, StatusCode::OK);

@@ -1,5 +1,6 @@
 //! Project automation, run as `cargo xtask <task>`: no shell scripts to drift.
 
+mod bench;
 mod new_feature;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ tasks:
   ci      cargo fmt --check, clippy with warnings denied, and the whole test suite,
           including the tests that need haproxy and wrk: the one command to run
           before pushing
+  bench [--quick] [--duration SECS]
+          release-build PetSage and a bare actix-web baseline, load both with
+          wrk in interleaved rounds on pinned cores, print the table and write
+          target/bench/report.md and report.json
   new-feature <name> [--dry-run]
           create crates/petsage-<name> (a working feature: model, list and get
           endpoints, OpenAPI, tests) and register it in the app; --dry-run
@@ -26,6 +31,8 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("new-feature") => return new_feature_cmd(&args[1..]),
+        Some("bench") => bench::Options::parse(&args[1..])
+            .and_then(|options| bench::run(&workspace_root()?, &options)),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -120,13 +127,13 @@ fn require_tools(tools: &[(&str, &str)]) -> Result<(), String> {
     ))
 }
 
-fn on_path(bin: &str) -> bool {
+pub(crate) fn on_path(bin: &str) -> bool {
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(bin).is_file()))
 }
 
 /// Runs `cargo <args>` (the cargo that runs us), failing on a non-zero exit.
-fn cargo(args: &[&str]) -> Result<(), String> {
+pub(crate) fn cargo(args: &[&str]) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("xtask: cargo {}", args.join(" "));
     let status = Command::new(&cargo)

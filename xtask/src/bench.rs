@@ -1,0 +1,636 @@
+//! `cargo xtask bench`: PetSage's health endpoints under wrk, side by side
+//! with a bare actix-web baseline, in interleaved rounds on pinned cores.
+//!
+//! Servers run on core 0 (`taskset -c 0`, one worker each), wrk on core 1.
+//! Beside requests/s it reports each server's CPU time per request, read from
+//! `/proc/PID/stat`, which stays steady on a noisy machine when throughput
+//! does not. Writes `target/bench/report.md` and `report.json`.
+
+use std::fmt::Write as _;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Bench settings from the command line.
+pub(crate) struct Options {
+    /// Seconds of load per target per round.
+    duration: u32,
+    /// Interleaved rounds (A B C D, A B C D, …).
+    rounds: usize,
+    /// Cold starts to time.
+    starts: usize,
+}
+
+impl Options {
+    /// Parses `--quick` and `--duration SECS`.
+    pub(crate) fn parse(args: &[String]) -> Result<Self, String> {
+        let mut options = Self {
+            duration: 5,
+            rounds: 5,
+            starts: 20,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => {
+                    options = Self {
+                        duration: 1,
+                        rounds: 2,
+                        starts: 5,
+                    }
+                }
+                "--duration" => {
+                    let value = args.next().ok_or("--duration needs a number of seconds")?;
+                    options.duration = value.parse().ok().filter(|d| *d > 0).ok_or_else(|| {
+                        format!("--duration: expected whole seconds, got {value:?}")
+                    })?;
+                }
+                other => {
+                    return Err(format!(
+                        "bench: unknown option {other:?} (use --quick or --duration SECS)"
+                    ));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// One server under test, pinned to core 0.
+struct Target {
+    label: &'static str,
+    path: &'static str,
+    server: usize,
+}
+
+const TARGETS: &[Target] = &[
+    Target {
+        label: "baseline (bare actix-web)",
+        path: "/api/v1/health",
+        server: 0,
+    },
+    Target {
+        label: "/api/v1/health",
+        path: "/api/v1/health",
+        server: 1,
+    },
+    Target {
+        label: "/api/v1/health/ready (3 checks)",
+        path: "/api/v1/health/ready",
+        server: 2,
+    },
+    Target {
+        label: "/api/v1/health/live",
+        path: "/api/v1/health/live",
+        server: 1,
+    },
+];
+
+/// One wrk run's figures.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    rps: f64,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+    cpu_us_per_req: f64,
+}
+
+struct Server {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the whole benchmark from the workspace at `root`.
+pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
+    for (tool, package) in [("wrk", "wrk"), ("taskset", "util-linux")] {
+        if !crate::on_path(tool) {
+            return Err(format!(
+                "bench needs {tool}; install it with: sudo apt-get install -y {package}"
+            ));
+        }
+    }
+    crate::cargo(&[
+        "build",
+        "--release",
+        "-p",
+        "petsage-app",
+        "-p",
+        "petsage-tests",
+        "--bins",
+    ])?;
+    let release = target_dir(root).join("release");
+    let app = release.join("petsage-app");
+    let test_app = release.join("petsage-test-app");
+    let baseline = release.join("petsage-baseline");
+
+    let servers = [
+        start(&baseline, &[], &[])?,
+        start(&app, &[], &[])?,
+        start(
+            &test_app,
+            &[],
+            &[(
+                "PETSAGE_TEST_CHECKS",
+                "db:critical,queue:critical,cache:non-critical",
+            )],
+        )?,
+    ];
+    let rss_idle_kb = status_kb(servers[1].child.id(), "VmRSS")?;
+
+    eprintln!("bench: warm-up");
+    for target in TARGETS {
+        load(&servers[target.server], target.path, 1)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); TARGETS.len()];
+    for round in 1..=options.rounds {
+        for (i, target) in TARGETS.iter().enumerate() {
+            eprintln!("bench: round {round}/{} {}", options.rounds, target.label);
+            samples[i].push(load(
+                &servers[target.server],
+                target.path,
+                options.duration,
+            )?);
+        }
+    }
+    let rss_peak_kb = status_kb(servers[1].child.id(), "VmHWM")?;
+    drop(servers);
+
+    eprintln!("bench: {} cold starts", options.starts);
+    let mut starts_ms = Vec::new();
+    for _ in 0..options.starts {
+        starts_ms.push(cold_start(&app)?);
+    }
+
+    let report = Report {
+        medians: samples.iter().map(|s| median_sample(s)).collect(),
+        cold_start_ms: median(&mut starts_ms),
+        rss_idle_kb,
+        rss_peak_kb,
+        binary_bytes: std::fs::metadata(&app).map(|m| m.len()).unwrap_or(0),
+        options,
+        machine: machine(),
+        revision: git_revision(root),
+    };
+    let dir = target_dir(root).join("bench");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let markdown = report.markdown();
+    std::fs::write(dir.join("report.md"), &markdown).map_err(|e| e.to_string())?;
+    std::fs::write(dir.join("report.json"), report.json()).map_err(|e| e.to_string())?;
+    println!("{markdown}");
+    eprintln!("bench: wrote {}/report.md and report.json", dir.display());
+    Ok(())
+}
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+fn free_port() -> Result<u16, String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// Starts `binary` on core 0 with one worker, and waits until it answers.
+fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, String> {
+    let port = free_port()?;
+    let bind = format!("127.0.0.1:{port}");
+    let child = Command::new("taskset")
+        .arg("-c")
+        .arg("0")
+        .arg(binary)
+        .arg("--bind")
+        .arg(&bind)
+        .args(args)
+        .envs(env.iter().copied())
+        .env("PETSAGE_WORKERS", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let server = Server { child, port };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !answers_200(port) {
+        if Instant::now() > deadline {
+            return Err(format!("{} did not answer on {bind}", binary.display()));
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    Ok(server)
+}
+
+/// Whether `GET /api/v1/health` on `port` answers 200 (one connection, no client crate).
+fn answers_200(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let request = b"GET /api/v1/health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let mut head = [0u8; 12];
+    stream.write_all(request).is_ok()
+        && stream.read_exact(&mut head).is_ok()
+        && &head[9..12] == b"200"
+}
+
+/// Spawn to first 200, in milliseconds.
+fn cold_start(binary: &Path) -> Result<f64, String> {
+    let port = free_port()?;
+    let started = Instant::now();
+    let child = Command::new(binary)
+        .args(["--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let _server = Server { child, port };
+    while !answers_200(port) {
+        if started.elapsed() > Duration::from_secs(10) {
+            return Err("no answer within 10 s of spawning".to_owned());
+        }
+        thread::sleep(Duration::from_micros(200));
+    }
+    Ok(started.elapsed().as_secs_f64() * 1e3)
+}
+
+/// One wrk run on core 1 against `server`; CPU per request from the server's /proc stat.
+fn load(server: &Server, path: &str, seconds: u32) -> Result<Sample, String> {
+    let pid = server.child.id();
+    let cpu_before = cpu_ticks(pid)?;
+    let output = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            "-c64",
+            &format!("-d{seconds}s"),
+            "--latency",
+        ])
+        .arg(format!("http://127.0.0.1:{}{path}", server.port))
+        .output()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    let cpu_after = cpu_ticks(pid)?;
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        return Err(format!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let requests = field(&text, " requests in ").unwrap_or(0.0);
+    let cpu_us = (cpu_after - cpu_before) as f64 * 1e6 / clock_ticks_per_second();
+    Ok(Sample {
+        rps: field(&text, "Requests/sec:").unwrap_or(0.0),
+        p50_us: latency(&text, "50%").unwrap_or(f64::NAN),
+        p99_us: latency(&text, "99%").unwrap_or(f64::NAN),
+        errors: errors(&text),
+        cpu_us_per_req: if requests > 0.0 {
+            cpu_us / requests
+        } else {
+            f64::NAN
+        },
+    })
+}
+
+/// The number on the line containing `key` (before it for " requests in ", after it otherwise).
+fn field(text: &str, key: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.contains(key))?;
+    let (before, after) = line.split_once(key)?;
+    let word = if key == " requests in " {
+        before.split_whitespace().last()?
+    } else {
+        after.split_whitespace().next()?
+    };
+    word.parse().ok()
+}
+
+/// A latency percentile in microseconds ("50%  652.00us").
+fn latency(text: &str, percentile: &str) -> Option<f64> {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(percentile))?;
+    let value = line.split_whitespace().nth(1)?;
+    let (number, scale) = if let Some(v) = value.strip_suffix("us") {
+        (v, 1.0)
+    } else if let Some(v) = value.strip_suffix("ms") {
+        (v, 1e3)
+    } else if let Some(v) = value.strip_suffix('s') {
+        (v, 1e6)
+    } else {
+        (value, 1.0)
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+/// Socket errors plus non-2xx/3xx responses.
+fn errors(text: &str) -> u64 {
+    let mut total = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("Socket errors:") {
+            total += rest
+                .split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum::<u64>();
+        } else if let Some(rest) = line.strip_prefix("Non-2xx or 3xx responses:") {
+            total += rest.trim().parse::<u64>().unwrap_or(1);
+        }
+    }
+    total
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> Result<u64, String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map_err(|e| format!("/proc/{pid}/stat: {e}"))?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .ok_or("bad /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .ok_or("bad /proc stat field")
+    };
+    Ok(tick(11)? + tick(12)?)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+/// A `kB` line of `/proc/PID/status` (VmRSS, VmHWM).
+fn status_kb(pid: u32, key: &str) -> Result<u64, String> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(|e| e.to_string())?;
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)?
+                .strip_prefix(':')?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .ok_or_else(|| format!("no {key} in /proc/{pid}/status"))
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+fn median_sample(samples: &[Sample]) -> Sample {
+    let pick = |f: fn(&Sample) -> f64| median(&mut samples.iter().map(f).collect::<Vec<_>>());
+    Sample {
+        rps: pick(|s| s.rps),
+        p50_us: pick(|s| s.p50_us),
+        p99_us: pick(|s| s.p99_us),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        cpu_us_per_req: pick(|s| s.cpu_us_per_req),
+    }
+}
+
+fn machine() -> (usize, String) {
+    let cpus = thread::available_parallelism().map_or(0, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    (cpus, load)
+}
+
+fn git_revision(root: &Path) -> String {
+    Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        )
+}
+
+struct Report<'a> {
+    medians: Vec<Sample>,
+    cold_start_ms: f64,
+    rss_idle_kb: u64,
+    rss_peak_kb: u64,
+    binary_bytes: u64,
+    options: &'a Options,
+    machine: (usize, String),
+    revision: String,
+}
+
+impl Report<'_> {
+    fn baseline(&self) -> Sample {
+        self.medians[0]
+    }
+
+    /// The goals from the benchmark issue, each with whether this run met it.
+    fn goals(&self) -> Vec<(String, bool)> {
+        let base = self.baseline();
+        let health = self.medians[1];
+        let ready = self.medians[2];
+        let errors: u64 = self.medians.iter().map(|s| s.errors).sum();
+        vec![
+            (
+                format!(
+                    "/api/v1/health ≥ 0.90× baseline req/s: {:.3}×",
+                    health.rps / base.rps
+                ),
+                health.rps >= 0.90 * base.rps,
+            ),
+            (
+                format!(
+                    "/api/v1/health ≤ 1.10× baseline CPU/req: {:.3}×",
+                    health.cpu_us_per_req / base.cpu_us_per_req
+                ),
+                health.cpu_us_per_req <= 1.10 * base.cpu_us_per_req,
+            ),
+            (
+                format!(
+                    "/api/v1/health p99 ≤ 1.2× baseline p99: {:.3}×",
+                    health.p99_us / base.p99_us
+                ),
+                health.p99_us <= 1.2 * base.p99_us,
+            ),
+            (
+                format!(
+                    "/api/v1/health/ready ≥ 0.85× baseline req/s: {:.3}×",
+                    ready.rps / base.rps
+                ),
+                ready.rps >= 0.85 * base.rps,
+            ),
+            (
+                format!("cold start median ≤ 20 ms: {:.1} ms", self.cold_start_ms),
+                self.cold_start_ms <= 20.0,
+            ),
+            (
+                format!(
+                    "peak RSS after load ≤ 16 MB: {:.1} MB",
+                    self.rss_peak_kb as f64 / 1024.0
+                ),
+                self.rss_peak_kb <= 16 * 1024,
+            ),
+            (format!("zero errors: {errors}"), errors == 0),
+        ]
+    }
+
+    fn markdown(&self) -> String {
+        let base = self.baseline();
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "| target | req/s (median) | × baseline | p50 | p99 | errors | server CPU µs/req | × baseline |"
+        );
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for (target, s) in TARGETS.iter().zip(&self.medians) {
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} | {:.3} | {:.0} µs | {:.0} µs | {} | {:.2} | {:.3} |",
+                target.label,
+                s.rps,
+                s.rps / base.rps,
+                s.p50_us,
+                s.p99_us,
+                s.errors,
+                s.cpu_us_per_req,
+                s.cpu_us_per_req / base.cpu_us_per_req,
+            );
+        }
+        let _ = writeln!(md);
+        let _ = writeln!(md, "| measure | value |\n|---|---:|");
+        let _ = writeln!(
+            md,
+            "| cold start, spawn to first 200 (median of {}) | {:.1} ms |",
+            self.options.starts, self.cold_start_ms
+        );
+        let _ = writeln!(
+            md,
+            "| RSS idle / peak after load | {:.1} MB / {:.1} MB |",
+            self.rss_idle_kb as f64 / 1024.0,
+            self.rss_peak_kb as f64 / 1024.0
+        );
+        let _ = writeln!(
+            md,
+            "| release binary size | {:.2} MB |",
+            self.binary_bytes as f64 / 1_048_576.0
+        );
+        let _ = writeln!(md);
+        for (goal, met) in self.goals() {
+            let _ = writeln!(md, "- [{}] {goal}", if met { "x" } else { " " });
+        }
+        let _ = writeln!(
+            md,
+            "\n{} rounds × {} s per target, interleaved; 64 connections; servers on core 0 (1 worker), wrk on core 1. \
+             Machine: {} CPUs, load average {}. Revision {}.",
+            self.options.rounds,
+            self.options.duration,
+            self.machine.0,
+            self.machine.1,
+            self.revision
+        );
+        md
+    }
+
+    fn json(&self) -> String {
+        let base = self.baseline();
+        let targets: Vec<String> = TARGETS
+            .iter()
+            .zip(&self.medians)
+            .map(|(t, s)| {
+                format!(
+                    "    {{\"target\": {:?}, \"path\": {:?}, \"rps\": {}, \"rps_ratio\": {}, \"p50_us\": {}, \"p99_us\": {}, \"errors\": {}, \"cpu_us_per_req\": {}, \"cpu_ratio\": {}}}",
+                    t.label, t.path, num(s.rps), num(s.rps / base.rps), num(s.p50_us), num(s.p99_us), s.errors, num(s.cpu_us_per_req), num(s.cpu_us_per_req / base.cpu_us_per_req)
+                )
+            })
+            .collect();
+        let goals: Vec<String> = self
+            .goals()
+            .iter()
+            .map(|(g, met)| format!("    {{\"goal\": {g:?}, \"met\": {met}}}"))
+            .collect();
+        format!(
+            "{{\n  \"revision\": {:?},\n  \"machine\": {{\"cpus\": {}, \"loadavg\": {:?}}},\n  \"rounds\": {},\n  \"seconds_per_round\": {},\n  \"targets\": [\n{}\n  ],\n  \"cold_start_ms\": {},\n  \"rss_idle_kb\": {},\n  \"rss_peak_kb\": {},\n  \"binary_bytes\": {},\n  \"goals\": [\n{}\n  ]\n}}\n",
+            self.revision,
+            self.machine.0,
+            self.machine.1,
+            self.options.rounds,
+            self.options.duration,
+            targets.join(",\n"),
+            num(self.cold_start_ms),
+            self.rss_idle_kb,
+            self.rss_peak_kb,
+            self.binary_bytes,
+            goals.join(",\n")
+        )
+    }
+}
+
+/// A JSON number, or null for NaN/infinite.
+fn num(value: f64) -> String {
+    if value.is_finite() {
+        format!("{value:.3}")
+    } else {
+        "null".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WRK: &str = "Running 1s test @ http://127.0.0.1:1/api/v1/health\n  1 threads and 64 connections\n  Latency Distribution\n     50%  652.00us\n     75%    0.90ms\n     99%    2.31ms\n  53491 requests in 1.00s, 11.83MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\n  Non-2xx or 3xx responses: 4\nRequests/sec:  53491.50\n";
+
+    #[test]
+    fn reads_wrk_figures() {
+        assert_eq!(field(WRK, " requests in "), Some(53491.0));
+        assert_eq!(field(WRK, "Requests/sec:"), Some(53491.5));
+        assert_eq!(latency(WRK, "50%"), Some(652.0));
+        assert_eq!(latency(WRK, "99%"), Some(2310.0));
+        assert_eq!(errors(WRK), 7);
+    }
+
+    #[test]
+    fn median_of_even_and_odd_counts() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn options_take_quick_and_duration() {
+        let quick = Options::parse(&["--quick".to_owned()]).expect("parses");
+        assert_eq!((quick.duration, quick.rounds), (1, 2));
+        let long = Options::parse(&["--duration".to_owned(), "10".to_owned()]).expect("parses");
+        assert_eq!(long.duration, 10);
+        assert!(Options::parse(&["--duration".to_owned(), "x".to_owned()]).is_err());
+    }
+}
