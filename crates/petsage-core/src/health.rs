@@ -152,6 +152,8 @@ pub struct HealthMonitor {
     run: Mutex<Option<Shared<RunFuture>>>,
     /// Per check, whether it failed last time (`None` before the first run).
     last_failed: Arc<Mutex<Vec<Option<bool>>>>,
+    /// The report of a service with no checks, made once.
+    empty: Arc<Report>,
 }
 
 impl HealthMonitor {
@@ -164,6 +166,10 @@ impl HealthMonitor {
             phase: AtomicU8::new(Phase::Starting as u8),
             run: Mutex::new(None),
             last_failed: Arc::new(Mutex::new(vec![None; count])),
+            empty: Arc::new(Report {
+                checks: Vec::new(),
+                finished: Instant::now(),
+            }),
         }
     }
 
@@ -203,10 +209,7 @@ impl HealthMonitor {
     /// Concurrent callers share one run; no caller waits longer than the check timeout.
     pub async fn report(&self) -> Arc<Report> {
         if self.checks.is_empty() {
-            return Arc::new(Report {
-                checks: Vec::new(),
-                finished: Instant::now(),
-            });
+            return Arc::clone(&self.empty);
         }
         let run = {
             let mut slot = self.run.lock().unwrap_or_else(PoisonError::into_inner);
