@@ -6,10 +6,11 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::rt::time::timeout;
+use actix_web::web::Bytes;
 use futures_util::FutureExt;
 use futures_util::future::{Shared, join_all};
 use log::{info, warn};
@@ -104,6 +105,9 @@ pub struct Report {
     /// One result per check, in registration order.
     pub checks: Vec<CheckResult>,
     finished: Instant,
+    /// A serialized answer derived from this report, made once by its reader
+    /// (the health feature keeps its readiness body here) instead of per poll.
+    pub rendered: OnceLock<Bytes>,
 }
 
 impl Report {
@@ -149,7 +153,7 @@ pub struct HealthMonitor {
     settings: MonitorSettings,
     phase: AtomicU8,
     /// The latest run: in flight, or finished with its report.
-    run: Mutex<Option<Shared<RunFuture>>>,
+    run: RwLock<Option<Shared<RunFuture>>>,
     /// Per check, whether it failed last time (`None` before the first run).
     last_failed: Arc<Mutex<Vec<Option<bool>>>>,
     /// The report of a service with no checks, made once.
@@ -164,11 +168,12 @@ impl HealthMonitor {
             checks: checks.into(),
             settings,
             phase: AtomicU8::new(Phase::Starting as u8),
-            run: Mutex::new(None),
+            run: RwLock::new(None),
             last_failed: Arc::new(Mutex::new(vec![None; count])),
             empty: Arc::new(Report {
                 checks: Vec::new(),
                 finished: Instant::now(),
+                rendered: OnceLock::new(),
             }),
         }
     }
@@ -211,24 +216,37 @@ impl HealthMonitor {
         if self.checks.is_empty() {
             return Arc::clone(&self.empty);
         }
-        let run = {
-            let mut slot = self.run.lock().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_ref().map(|run| (run.clone(), run.peek().cloned())) {
-                // Finished recently: reuse it.
-                Some((_, Some(report))) if report.finished.elapsed() < self.settings.cache_ttl => {
-                    return report;
-                }
-                // Still running: wait for the same run.
-                Some((run, None)) => run,
-                // Never run, or stale: start a run that every caller can share.
-                _ => {
-                    let run = self.start_run();
-                    *slot = Some(run.clone());
-                    run
+        // The hot path: a fresh report, read under a shared lock that pollers
+        // on every worker can hold at once.
+        let in_flight = {
+            let slot = self.run.read().unwrap_or_else(PoisonError::into_inner);
+            match slot.as_ref().map(|run| (run, run.peek())) {
+                Some((_, Some(report))) if self.is_fresh(report) => return Arc::clone(report),
+                Some((run, None)) => Some(run.clone()),
+                _ => None,
+            }
+        };
+        let run = match in_flight {
+            Some(run) => run,
+            None => {
+                let mut slot = self.run.write().unwrap_or_else(PoisonError::into_inner);
+                // Another caller may have started a run since the read above.
+                match slot.as_ref().map(|run| (run, run.peek())) {
+                    Some((_, Some(report))) if self.is_fresh(report) => return Arc::clone(report),
+                    Some((run, None)) => run.clone(),
+                    _ => {
+                        let run = self.start_run();
+                        *slot = Some(run.clone());
+                        run
+                    }
                 }
             }
         };
         run.await
+    }
+
+    fn is_fresh(&self, report: &Report) -> bool {
+        report.finished.elapsed() < self.settings.cache_ttl
     }
 
     fn start_run(&self) -> Shared<RunFuture> {
@@ -241,6 +259,7 @@ impl HealthMonitor {
             Arc::new(Report {
                 checks: results,
                 finished: Instant::now(),
+                rendered: OnceLock::new(),
             })
         });
         run.shared()

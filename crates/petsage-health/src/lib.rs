@@ -231,26 +231,39 @@ pub async fn health_ready(monitor: Data<HealthMonitor>) -> HttpResponse {
     let phase = monitor.phase();
     let status = HealthStatus::of(phase, &report);
     let details = monitor.settings().details;
-    let body = ReadinessResponse {
-        status,
-        phase: phase.into(),
-        checks: report
-            .checks
-            .iter()
-            .map(|check| CheckReport {
-                name: check.name.clone(),
-                status: if check.passed() {
-                    CheckStatus::Ok
-                } else {
-                    CheckStatus::Failed
-                },
-                critical: check.critical,
-                duration_ms: (check.duration.as_secs_f64() * 1e6).round() / 1e3,
-                error: check.error.clone().filter(|_| details),
-            })
-            .collect(),
+    let render = || json_bytes(&ReadinessResponse::new(phase, &report, details));
+    // While serving, the body only changes with the report: render it once per run.
+    let body = if phase == Phase::Serving {
+        report.rendered.get_or_init(render).clone()
+    } else {
+        render()
     };
-    health_response(status.http_status()).body(json_bytes(&body))
+    health_response(status.http_status()).body(body)
+}
+
+impl ReadinessResponse {
+    /// The readiness answer for `phase` and `report`; error texts only with `details`.
+    pub fn new(phase: Phase, report: &Report, details: bool) -> Self {
+        Self {
+            status: HealthStatus::of(phase, report),
+            phase: phase.into(),
+            checks: report
+                .checks
+                .iter()
+                .map(|check| CheckReport {
+                    name: check.name.clone(),
+                    status: if check.passed() {
+                        CheckStatus::Ok
+                    } else {
+                        CheckStatus::Failed
+                    },
+                    critical: check.critical,
+                    duration_ms: (check.duration.as_secs_f64() * 1e6).round() / 1e3,
+                    error: check.error.clone().filter(|_| details),
+                })
+                .collect(),
+        }
+    }
 }
 
 /// Answers `GET`/`HEAD /health/live`: 200 whenever the process can answer.
