@@ -122,9 +122,16 @@ pub async fn slow(ms: Path<u64>) -> Result<HttpResponse, Problem> {
     Ok(HttpResponse::Ok().json(format!("waited {ms} ms")))
 }
 
+/// Panics: proves a panicking handler costs one 500, not the service.
+#[utoipa::path(get, path = "/test/panic", operation_id = "test_panic", tag = "Test",
+    responses((status = 500, description = "The handler panicked", body = Problem)))]
+pub async fn panic() -> HttpResponse {
+    std::panic::panic_any("test handler panicked on purpose")
+}
+
 #[derive(OpenApi)]
 #[openapi(
-    paths(set_check, check_runs, slow),
+    paths(set_check, check_runs, slow, panic),
     components(schemas(Mode, Runs)),
     tags((name = "Test", description = "Test-only controls; never in petsage-app."))
 )]
@@ -143,6 +150,7 @@ impl Feature for Faults {
             Endpoint::new("/test/checks/{name}").method(actix_web::http::Method::PUT, set_check),
             Endpoint::new("/test/checks/{name}/runs").get(check_runs),
             Endpoint::new("/test/slow/{ms}").get(slow),
+            Endpoint::new("/test/panic").get(panic),
         ]
     }
 

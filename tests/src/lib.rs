@@ -15,10 +15,13 @@ pub use ureq::http::{Method, StatusCode};
 pub mod faults;
 pub mod lb;
 
-/// The features the test app serves: PetSage's own, plus the test-only ones.
+/// The features the test app serves: PetSage's own, plus the test-only ones
+/// unless `PETSAGE_TEST_FAULTS=off` (then it serves exactly what `petsage-app` does).
 pub fn features() -> petsage_app::Features {
     let mut features = petsage_app::features();
-    features.push(Box::new(faults::Faults));
+    if std::env::var("PETSAGE_TEST_FAULTS").as_deref() != Ok("off") {
+        features.push(Box::new(faults::Faults));
+    }
     features
 }
 
@@ -122,11 +125,15 @@ fn listening_addr(line: &str) -> Option<SocketAddr> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// An HTTP client that returns every status as a reply and follows no redirect.
+/// An HTTP client that returns every status as a reply, follows no redirect
+/// and opens a new connection per request (a pooled one may have been closed
+/// by the server's keep-alive or request timeout in between).
 pub fn agent(timeout: Duration) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        .max_idle_connections(0)
+        .max_idle_connections_per_host(0)
         .timeout_global(Some(timeout))
         .build()
         .into()

@@ -50,6 +50,26 @@ pub struct Settings {
     /// After the delay, how long in-flight requests get to finish (whole seconds).
     #[arg(long, env = "PETSAGE_SHUTDOWN_TIMEOUT", value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// How long an idle keep-alive connection stays open.
+    #[arg(long, env = "PETSAGE_KEEP_ALIVE", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub keep_alive: Duration,
+
+    /// How long a client may take to send a request's head; slower ones get 408 and are closed.
+    #[arg(long, env = "PETSAGE_CLIENT_REQUEST_TIMEOUT", value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub client_request_timeout: Duration,
+
+    /// Most open connections per worker; beyond it, new ones wait in the kernel's accept queue.
+    #[arg(long, env = "PETSAGE_MAX_CONNECTIONS", value_name = "N", default_value = "25000", value_parser = parse_workers)]
+    pub max_connections: NonZeroUsize,
+
+    /// Largest total size of a request's headers, in bytes; a larger one gets 431.
+    #[arg(long, env = "PETSAGE_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = parse_bytes)]
+    pub max_header_bytes: usize,
+
+    /// Largest request body accepted, in bytes; a larger one gets 413.
+    #[arg(long, env = "PETSAGE_MAX_BODY_BYTES", value_name = "BYTES", default_value = "65536", value_parser = parse_bytes)]
+    pub max_body_bytes: usize,
 }
 
 impl Settings {
@@ -71,6 +91,12 @@ fn parse_workers(value: &str) -> Result<NonZeroUsize, String> {
     value
         .parse()
         .map_err(|_| "expected a whole number of at least 1".to_owned())
+}
+
+fn parse_bytes(value: &str) -> Result<usize, String> {
+    value
+        .parse()
+        .map_err(|_| "expected a whole number of bytes, for example 65536".to_owned())
 }
 
 /// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
@@ -122,6 +148,8 @@ pub fn run(
     ));
 
     let app_monitor = monitor.clone();
+    let max_body = settings.max_body_bytes;
+    let max_header_bytes = settings.max_header_bytes;
     let server = HttpServer::new(move || {
         let access_log = quiet_paths
             .iter()
@@ -136,6 +164,10 @@ pub fn run(
         let draining = app_monitor.clone();
         App::new()
             .app_data(app_monitor.clone())
+            .app_data(web::PayloadConfig::new(max_body))
+            .app_data(web::JsonConfig::default().limit(max_body))
+            .wrap_fn(errors::catch_panics)
+            .wrap_fn(errors::limit_headers(max_header_bytes))
             .wrap(errors::problem_bodies())
             .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
             .wrap_fn(move |req, srv| {
@@ -162,6 +194,9 @@ pub fn run(
             .default_service(web::to(errors::not_found))
     })
     .workers(workers)
+    .keep_alive(settings.keep_alive)
+    .client_request_timeout(settings.client_request_timeout)
+    .max_connections(settings.max_connections.get())
     .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
     .listen(listener)?

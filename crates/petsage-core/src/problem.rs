@@ -53,6 +53,11 @@ impl Problem {
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(PROBLEM_CONTENT_TYPE),
             ))
+            // Also set here, for problems rendered outside the app's middleware.
+            .insert_header((
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
             .body(body)
     }
 }
