@@ -31,24 +31,38 @@ fn rolling_restart_of_three_instances_loses_no_request() {
     }
 
     // Liveness stays 200 through a drain, so every non-2xx would be a lost request.
-    let load = Duration::from_secs(20);
+    // 20 s by default; `cargo xtask soak` sets PETSAGE_SOAK_SECS and restarts round after round.
+    let seconds: u32 = std::env::var("PETSAGE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    let load = Duration::from_secs(seconds.into());
+    // One round of three restarts takes about 15 s; leave room for it to finish under load.
+    let rounds_until = load.saturating_sub(Duration::from_secs(17));
     let started = std::time::Instant::now();
-    let wrk = spawn_wrk(&lb.url("/api/v1/health/live"), 64, 20);
+    let wrk = spawn_wrk(&lb.url("/api/v1/health/live"), 64, seconds);
     std::thread::sleep(Duration::from_secs(1)); // let the load ramp up before the first restart
-    for (i, bind) in binds.iter().enumerate() {
-        let name = format!("app{}", i + 1);
-        servers[i].signal("TERM");
-        lb.wait_status(&name, "DOWN", Duration::from_secs(5));
-        let exit = servers[i]
-            .wait_exit(Duration::from_secs(15))
-            .expect("instance exits");
-        assert!(
-            exit.success(),
-            "{name} exit {exit:?}:\n{}",
-            servers[i].log()
-        );
-        servers[i] = instance(bind).start();
-        lb.wait_status(&name, "UP", Duration::from_secs(10));
+    let mut restarts = 0;
+    loop {
+        for (i, bind) in binds.iter().enumerate() {
+            let name = format!("app{}", i + 1);
+            servers[i].signal("TERM");
+            lb.wait_status(&name, "DOWN", Duration::from_secs(5));
+            let exit = servers[i]
+                .wait_exit(Duration::from_secs(15))
+                .expect("instance exits");
+            assert!(
+                exit.success(),
+                "{name} exit {exit:?}:\n{}",
+                servers[i].log()
+            );
+            servers[i] = instance(bind).start();
+            lb.wait_status(&name, "UP", Duration::from_secs(10));
+            restarts += 1;
+        }
+        if started.elapsed() >= rounds_until {
+            break;
+        }
     }
     assert!(
         started.elapsed() < load,
@@ -56,7 +70,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
         started.elapsed()
     );
     let report = wrk_report(wrk);
-    println!("{}", report.output);
+    println!("{restarts} restarts under load\n{}", report.output);
     assert!(
         report.requests > 1000,
         "too little load to prove anything: {}",

@@ -17,6 +17,8 @@ tasks:
           release-build PetSage and a bare actix-web baseline, load both with
           wrk in interleaved rounds on pinned cores, print the table and write
           target/bench/report.md and report.json
+  soak [--secs N]
+          the load and rolling-restart scenarios for N seconds each (default 300)
   new-feature <name> [--dry-run]
           create crates/petsage-<name> (a working feature: model, list and get
           endpoints, OpenAPI, tests) and register it in the app; --dry-run
@@ -24,13 +26,21 @@ tasks:
 ";
 
 /// Tools the ignored-by-default tests need, and the Debian packages that bring them.
-const TEST_TOOLS: &[(&str, &str)] = &[("haproxy", "haproxy"), ("wrk", "wrk")];
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("haproxy", "haproxy"),
+    ("wrk", "wrk"),
+    (
+        "prometheus-blackbox-exporter",
+        "prometheus-blackbox-exporter",
+    ),
+];
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
         Some("new-feature") => return new_feature_cmd(&args[1..]),
+        Some("soak") => soak(&args[1..]),
         Some("bench") => bench::Options::parse(&args[1..])
             .and_then(|options| bench::run(&workspace_root()?, &options)),
         Some("-h" | "--help" | "help") | None => {
@@ -96,6 +106,7 @@ fn is_workspace_root(dir: &Path) -> bool {
 /// Everything CI checks, in the order that fails fastest.
 fn ci() -> Result<(), String> {
     require_tools(TEST_TOOLS)?;
+    require_schemathesis()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -109,6 +120,53 @@ fn ci() -> Result<(), String> {
     // anywhere; CI and this task run them too.
     cargo(&["test", "--workspace", "--", "--include-ignored"])?;
     Ok(())
+}
+
+/// `cargo xtask soak [--secs N]`: the load and rolling-restart scenarios, long.
+fn soak(args: &[String]) -> Result<(), String> {
+    let secs = match args {
+        [] => "300".to_owned(),
+        [flag, n] if flag == "--secs" && n.parse::<u32>().is_ok_and(|n| n >= 20) => n.clone(),
+        _ => return Err("usage: cargo xtask soak [--secs N] (N >= 20)".to_owned()),
+    };
+    require_tools(TEST_TOOLS)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    eprintln!("xtask: soak for {secs} s per scenario");
+    let status = Command::new(&cargo)
+        .args([
+            "test",
+            "-p",
+            "petsage-tests",
+            "--test",
+            "load",
+            "--test",
+            "rolling_restart",
+        ])
+        .args([
+            "--",
+            "--include-ignored",
+            "--nocapture",
+            "--test-threads",
+            "1",
+        ])
+        .env("PETSAGE_SOAK_SECS", &secs)
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("soak failed ({status})"))
+    }
+}
+
+/// The ignored tests fuzz the contract with schemathesis from the `.venv` `.ci/run` makes.
+fn require_schemathesis() -> Result<(), String> {
+    let found = std::env::var_os("SCHEMATHESIS").is_some()
+        || workspace_root()?.join(".venv/bin/schemathesis").is_file();
+    if found {
+        return Ok(());
+    }
+    Err("missing schemathesis; install it with: python3 -m venv .venv && .venv/bin/pip install schemathesis==4.32.5 (or set SCHEMATHESIS)".to_owned())
 }
 
 /// Fails with the install command when a tool is not on PATH.

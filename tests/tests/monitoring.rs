@@ -1,0 +1,183 @@
+//! Clients nobody here wrote: Prometheus' blackbox_exporter probing health
+//! with the module in `deploy/blackbox/`, and schemathesis fuzzing the
+//! OpenAPI contract. Both are installed by `.ci/run`; `cargo xtask ci` runs these.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use petsage_tests::lb::free_port;
+use petsage_tests::{Server, agent};
+
+const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// blackbox_exporter on loopback, killed by its PID when dropped.
+struct Blackbox {
+    child: Child,
+    port: u16,
+}
+
+impl Blackbox {
+    fn start() -> Blackbox {
+        let port = free_port();
+        let child = Command::new("prometheus-blackbox-exporter")
+            .arg(format!(
+                "--config.file={}",
+                repo().join("deploy/blackbox/blackbox.yml").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("blackbox exporter starts (apt-get install -y prometheus-blackbox-exporter)");
+        let exporter = Blackbox { child, port };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "exporter never listened");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        exporter
+    }
+
+    /// The `probe_success` value for `target` with `module`.
+    fn probe_success(&self, module: &str, target: &str) -> String {
+        let url = format!(
+            "http://127.0.0.1:{}/probe?module={module}&target={target}",
+            self.port
+        );
+        let mut res = agent(Duration::from_secs(10))
+            .get(&url)
+            .call()
+            .expect("probe answers");
+        let metrics = res.body_mut().read_to_string().expect("metrics");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("probe_success "))
+            .unwrap_or_else(|| panic!("no probe_success in:\n{metrics}"))
+            .trim()
+            .to_owned()
+    }
+}
+
+impl Drop for Blackbox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+#[ignore = "needs prometheus-blackbox-exporter: run by cargo xtask ci"]
+fn blackbox_exporter_sees_healthy_failing_and_draining() {
+    let mut server = Server::builder(APP)
+        .env("PETSAGE_TEST_CHECKS", "db:critical,cache:non-critical")
+        .env("PETSAGE_HEALTH_CACHE_TTL", "0s")
+        .env("PETSAGE_SHUTDOWN_DELAY", "30s")
+        .start();
+    let exporter = Blackbox::start();
+    let health = server.url("/api/v1/health");
+    let ready = server.url("/api/v1/health/ready");
+
+    assert_eq!(
+        exporter.probe_success("petsage_health", &health),
+        "1",
+        "healthy"
+    );
+    assert_eq!(
+        exporter.probe_success("petsage_ready", &ready),
+        "1",
+        "ready"
+    );
+
+    server.set_check("cache", "fail");
+    assert_eq!(
+        exporter.probe_success("petsage_health", &health),
+        "1",
+        "degraded still serves"
+    );
+    server.set_check("cache", "ok");
+
+    server.set_check("db", "fail");
+    assert_eq!(
+        exporter.probe_success("petsage_health", &health),
+        "0",
+        "critical check failing"
+    );
+    assert_eq!(
+        exporter.probe_success("petsage_ready", &ready),
+        "0",
+        "not ready"
+    );
+    server.set_check("db", "ok");
+    assert_eq!(
+        exporter.probe_success("petsage_health", &health),
+        "1",
+        "recovered"
+    );
+
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM received: draining", Duration::from_secs(5));
+    assert_eq!(
+        exporter.probe_success("petsage_health", &health),
+        "0",
+        "draining"
+    );
+    assert_eq!(
+        exporter.probe_success("petsage_ready", &ready),
+        "0",
+        "draining"
+    );
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(10)).expect("exits");
+}
+
+/// The schemathesis CLI: `$SCHEMATHESIS`, or the virtualenv `.ci/run` makes.
+fn schemathesis() -> PathBuf {
+    std::env::var_os("SCHEMATHESIS")
+        .map_or_else(|| repo().join(".venv/bin/schemathesis"), PathBuf::from)
+}
+
+#[test]
+#[ignore = "needs schemathesis in .venv: run by cargo xtask ci"]
+fn schemathesis_finds_no_contract_violation() {
+    // Exactly petsage-app's features: no test-only endpoints in the contract.
+    let server = Server::builder(APP)
+        .env("PETSAGE_TEST_FAULTS", "off")
+        .start();
+    let output = Command::new(schemathesis())
+        .args(["run", &server.url("/api-docs/openapi.json")])
+        .args(["--url", &server.url("")])
+        .args([
+            "--checks",
+            "all",
+            "--max-examples",
+            "100",
+            "--generation-deterministic",
+        ])
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("schemathesis runs (pip install schemathesis in .venv)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    println!("{text}");
+    assert!(
+        output.status.success(),
+        "schemathesis found problems:\n{text}"
+    );
+    let counts = text
+        .lines()
+        .find(|l| l.contains(" generated, "))
+        .unwrap_or_else(|| panic!("no case count in:\n{text}"));
+    let generated: u64 = counts
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("count");
+    assert!(generated > 0, "{counts}");
+    assert!(!counts.contains("failed"), "{counts}");
+    assert!(!server.log().contains("panicked"), "{}", server.log());
+}
