@@ -1,17 +1,12 @@
 //! Every error leaves the service as an RFC 9457 problem body, whichever
 //! layer produced it (routing, an extractor, a handler).
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-
-use actix_web::body::{EitherBody, MessageBody};
-use actix_web::dev::{Service, ServiceRequest, ServiceResponse};
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpRequest, HttpResponse};
-use futures_util::FutureExt;
-use futures_util::future::Either;
 use log::error;
 use petsage_core::Problem;
 
@@ -60,75 +55,34 @@ fn is_json_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-/// Middleware answering a panicking handler with a 500 problem instead of a
-/// dropped connection; the panic hook has already logged where it happened.
-///
-/// It keeps no handle on the request (actix routing needs the only one), so
-/// the answer goes back as an error that actix renders from [`Problem`].
-pub(crate) fn catch_panics<S, B>(
-    req: ServiceRequest,
-    srv: &S,
-) -> impl Future<Output = actix_web::Result<ServiceResponse<B>>> + use<S, B>
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    S::Future: 'static,
-    B: MessageBody,
-{
-    AssertUnwindSafe(srv.call(req))
-        .catch_unwind()
-        .map(|outcome| match outcome {
-            Ok(res) => res,
-            Err(_) => {
-                error!("a handler panicked; answered 500");
-                Err(Problem::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "the server could not complete this request",
-                )
-                .into())
-            }
-        })
+/// The total size of a request's header names and values, in bytes.
+pub(crate) fn header_bytes(req: &ServiceRequest) -> usize {
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
 }
 
-/// What a middleware built with `wrap_fn` answers when it may short-circuit.
-type Guarded<S, B> = Either<
-    futures_util::future::Map<<S as Service<ServiceRequest>>::Future, KeepBody<B>>,
-    std::future::Ready<actix_web::Result<ServiceResponse<EitherBody<B>>>>,
->;
-type KeepBody<B> =
-    fn(actix_web::Result<ServiceResponse<B>>) -> actix_web::Result<ServiceResponse<EitherBody<B>>>;
+/// The 431 answer to a request whose headers total `size` bytes, over `max`.
+pub(crate) fn headers_too_large(req: ServiceRequest, size: usize, max: usize) -> ServiceResponse {
+    let problem = Problem::new(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        format!("request headers total {size} bytes; the limit is {max}"),
+    );
+    let (http_req, _) = req.into_parts();
+    ServiceResponse::new(http_req, problem.to_response())
+}
 
-/// Middleware answering 431 to a request whose headers, all told, exceed
-/// `max_bytes` (actix itself only stops a head at 128 KiB).
-pub(crate) fn limit_headers<S, B>(
-    max_bytes: usize,
-) -> impl Fn(ServiceRequest, &S) -> Guarded<S, B> + Clone
-where
-    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error>,
-    B: MessageBody,
-{
-    move |req, srv| {
-        let size: usize = req
-            .headers()
-            .iter()
-            .map(|(name, value)| name.as_str().len() + value.len())
-            .sum();
-        if size <= max_bytes {
-            let left: fn(_) -> _ = |res: actix_web::Result<ServiceResponse<B>>| {
-                res.map(ServiceResponse::map_into_left_body)
-            };
-            return Either::Left(srv.call(req).map(left));
-        }
-        let problem = Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("request headers total {size} bytes; the limit is {max_bytes}"),
-        );
-        let (http_req, _) = req.into_parts();
-        Either::Right(std::future::ready(Ok(ServiceResponse::new(
-            http_req,
-            problem.to_response(),
-        )
-        .map_into_right_body())))
-    }
+/// The answer to a request whose handler panicked: a 500 problem, returned as
+/// an error because the request is gone (actix routing needs the only handle
+/// on it). The panic hook has already logged where it happened.
+pub(crate) fn handler_panicked() -> actix_web::Error {
+    error!("a handler panicked; answered 500");
+    Problem::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the server could not complete this request",
+    )
+    .into()
 }
 
 /// The app's fallback: no route matched the path.

@@ -2,15 +2,18 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, Service};
-use actix_web::http::{ConnectionType, header};
-use actix_web::middleware::{DefaultHeaders, Logger};
+use actix_web::http::ConnectionType;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::Logger;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
+use futures_util::FutureExt;
 use log::info;
 use petsage_core::{Feature, HealthMonitor, MonitorSettings, Phase};
 
@@ -161,22 +164,40 @@ pub fn run(
                 scope.service(endpoint.into_service())
             });
         let openapi_json = openapi_json.clone();
-        let draining = app_monitor.clone();
+        let guard_monitor = app_monitor.clone();
         App::new()
             .app_data(app_monitor.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
-            .wrap_fn(errors::catch_panics)
-            .wrap_fn(errors::limit_headers(max_header_bytes))
-            .wrap(errors::problem_bodies())
-            .wrap(DefaultHeaders::new().add((header::X_CONTENT_TYPE_OPTIONS, "nosniff")))
+            // One guard around every handler, kept to a single layer because
+            // every poll passes through it: oversized headers get 431, a
+            // panicking handler a 500 problem, every answer `nosniff`, and
+            // requests that start while draining `Connection: close`.
             .wrap_fn(move |req, srv| {
-                let response = srv.call(req);
-                let draining = draining.clone();
+                let size = errors::header_bytes(&req);
+                let draining = guard_monitor.is_draining();
+                let call = if size <= max_header_bytes {
+                    Ok(AssertUnwindSafe(srv.call(req)).catch_unwind())
+                } else {
+                    Err(req)
+                };
                 async move {
-                    let mut res = response.await?;
-                    // While draining, ask clients and balancers not to reuse the connection.
-                    if draining.is_draining() {
+                    let mut res = match call {
+                        Ok(call) => call
+                            .await
+                            .map_err(|_| errors::handler_panicked())??
+                            .map_into_left_body(),
+                        Err(req) => errors::headers_too_large(req, size, max_header_bytes)
+                            .map_into_right_body(),
+                    };
+                    let headers = res.headers_mut();
+                    if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+                        headers.insert(
+                            header::X_CONTENT_TYPE_OPTIONS,
+                            HeaderValue::from_static("nosniff"),
+                        );
+                    }
+                    if draining {
                         res.response_mut()
                             .head_mut()
                             .set_connection_type(ConnectionType::Close);
@@ -184,6 +205,7 @@ pub fn run(
                     Ok(res)
                 }
             })
+            .wrap(errors::problem_bodies())
             .wrap(access_log)
             .service(api)
             .configure(|cfg| {
