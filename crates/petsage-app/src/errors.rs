@@ -1,35 +1,34 @@
 //! Every error leaves the service as an RFC 9457 problem body, whichever
 //! layer produced it (routing, an extractor, a handler).
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
-use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
 use actix_web::{HttpRequest, HttpResponse};
 use log::error;
 use petsage_core::Problem;
 
-/// Middleware turning any 4xx/5xx response without a JSON body into a problem body.
+/// Turns a 4xx/5xx response without a JSON body into a problem body; any
+/// other response passes through untouched.
 ///
 /// JSON error bodies are left alone: problems, and the health endpoints' 503s,
 /// which carry their own documented schema.
-pub(crate) fn problem_bodies<B: MessageBody + 'static>() -> ErrorHandlers<B> {
-    ErrorHandlers::new().default_handler(to_problem)
-}
-
-fn to_problem<B: MessageBody + 'static>(
-    res: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
+pub(crate) fn into_problem<B: MessageBody>(
+    res: ServiceResponse<EitherBody<B>>,
+) -> ServiceResponse<EitherBody<B>> {
+    let status = res.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
     let is_json = res
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_json_type);
     if is_json {
-        return Ok(ErrorHandlerResponse::Response(res.map_into_left_body()));
+        return res;
     }
-    let status = res.status();
     let detail = match res.response().error() {
         // Client errors explain what was wrong with the request.
         Some(err) if status.is_client_error() => err.to_string(),
@@ -44,9 +43,7 @@ fn to_problem<B: MessageBody + 'static>(
             problem.headers_mut().append(name.clone(), value.clone());
         }
     }
-    Ok(ErrorHandlerResponse::Response(
-        ServiceResponse::new(req, problem).map_into_right_body(),
-    ))
+    ServiceResponse::new(req, problem).map_into_right_body()
 }
 
 /// `application/json`, `application/problem+json`, and the like.
@@ -106,8 +103,11 @@ fn truncated(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use actix_web::body::BoxBody;
+    use actix_web::dev::Service;
     use actix_web::test as atest;
     use actix_web::{App, web};
+    use futures_util::FutureExt;
     use petsage_core::PROBLEM_CONTENT_TYPE;
 
     async fn bad_request() -> actix_web::Result<HttpResponse> {
@@ -126,7 +126,10 @@ mod tests {
     async fn plain_errors_become_problems_without_leaking_internals() {
         let app = atest::init_service(
             App::new()
-                .wrap(problem_bodies())
+                .wrap_fn(|req, srv| {
+                    srv.call(req)
+                        .map(|res| res.map(|res| into_problem(res.map_into_left_body::<BoxBody>())))
+                })
                 .route("/bad", web::get().to(bad_request))
                 .route("/broken", web::get().to(broken))
                 .default_service(web::to(not_found)),

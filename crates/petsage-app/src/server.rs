@@ -171,8 +171,9 @@ pub fn run(
             .app_data(web::JsonConfig::default().limit(max_body))
             // One guard around every handler, kept to a single layer because
             // every poll passes through it: oversized headers get 431, a
-            // panicking handler a 500 problem, every answer `nosniff`, and
-            // requests that start while draining `Connection: close`.
+            // panicking handler a 500 problem, any other error a problem body,
+            // every answer `nosniff`, and requests that start while draining
+            // `Connection: close`.
             .wrap_fn(move |req, srv| {
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
@@ -182,7 +183,7 @@ pub fn run(
                     Err(req)
                 };
                 async move {
-                    let mut res = match call {
+                    let res = match call {
                         Ok(call) => call
                             .await
                             .map_err(|_| errors::handler_panicked())??
@@ -190,6 +191,7 @@ pub fn run(
                         Err(req) => errors::headers_too_large(req, size, max_header_bytes)
                             .map_into_right_body(),
                     };
+                    let mut res = errors::into_problem(res);
                     let headers = res.headers_mut();
                     if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
                         headers.insert(
@@ -205,7 +207,6 @@ pub fn run(
                     Ok(res)
                 }
             })
-            .wrap(errors::problem_bodies())
             .wrap(access_log)
             .service(api)
             .configure(|cfg| {
