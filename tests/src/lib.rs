@@ -25,6 +25,14 @@ pub fn features() -> petsage_app::Features {
     features
 }
 
+/// Serializes the tests of one test binary that load the machine or time a
+/// reaction, so that on a 2-core machine neither skews the other.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// How long a server may take to log its address before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -1,5 +1,9 @@
 //! Liveness, readiness and health under failing, hanging and slow checks,
 //! and the graceful drain, over real HTTP against the test app.
+//!
+//! Several tests time a reaction or send signals, so every test here runs one
+//! at a time (`one_at_a_time`): a 2-core machine running them side by side
+//! would measure itself, not the service.
 
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -29,6 +33,7 @@ fn check(body: &serde_json::Value, name: &str) -> serde_json::Value {
 
 #[test]
 fn all_passing_checks_keep_the_seed_contract() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
     let health = server.get("/api/v1/health");
     assert_eq!(health.status, StatusCode::OK);
@@ -49,6 +54,7 @@ fn all_passing_checks_keep_the_seed_contract() {
 
 #[test]
 fn failing_critical_check_makes_ready_and_health_503() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
     server.set_check("db", "fail");
     let ready = server.get("/api/v1/health/ready");
@@ -79,6 +85,7 @@ fn failing_critical_check_makes_ready_and_health_503() {
 
 #[test]
 fn failing_non_critical_check_makes_health_200_degraded() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
     server.set_check("cache", "fail");
     let health = server.get("/api/v1/health");
@@ -91,6 +98,7 @@ fn failing_non_critical_check_makes_health_200_degraded() {
 
 #[test]
 fn failure_text_is_shown_only_with_details_on_and_logged_once() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().env("PETSAGE_HEALTH_DETAILS", "true").start();
     server.set_check("db", "fail");
     for _ in 0..5 {
@@ -115,6 +123,7 @@ fn failure_text_is_shown_only_with_details_on_and_logged_once() {
 
 #[test]
 fn hanging_check_is_cut_off_at_the_timeout() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks()
         .env("PETSAGE_HEALTH_CHECK_TIMEOUT", "300ms")
         .env("PETSAGE_HEALTH_DETAILS", "true")
@@ -140,6 +149,7 @@ fn hanging_check_is_cut_off_at_the_timeout() {
 
 #[test]
 fn concurrent_readiness_requests_share_one_run() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical")
         .env("PETSAGE_HEALTH_CACHE_TTL", "60s")
@@ -171,6 +181,7 @@ fn concurrent_readiness_requests_share_one_run() {
 
 #[test]
 fn sigterm_drains_ready_503_live_200_and_in_flight_requests_finish() {
+    let _serial = petsage_tests::one_at_a_time();
     let mut server = Server::builder(APP)
         .env("PETSAGE_SHUTDOWN_DELAY", "1500ms")
         .start();
@@ -223,6 +234,7 @@ fn sigterm_drains_ready_503_live_200_and_in_flight_requests_finish() {
 
 #[test]
 fn second_signal_stops_at_once() {
+    let _serial = petsage_tests::one_at_a_time();
     let mut server = Server::builder(APP)
         .env("PETSAGE_SHUTDOWN_DELAY", "60s")
         .start();
@@ -253,6 +265,7 @@ fn second_signal_stops_at_once() {
 
 #[test]
 fn head_answers_on_every_health_endpoint() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
     for path in [
         "/api/v1/health",
@@ -269,6 +282,7 @@ fn head_answers_on_every_health_endpoint() {
 
 #[test]
 fn probe_exits_0_when_ready_and_1_when_draining_or_closed() {
+    let _serial = petsage_tests::one_at_a_time();
     let mut server = Server::builder(APP)
         .env("PETSAGE_SHUTDOWN_DELAY", "30s")
         .start();

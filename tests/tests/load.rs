@@ -23,6 +23,7 @@ fn load_seconds() -> u32 {
 #[test]
 #[ignore = "needs wrk: run by cargo xtask ci"]
 fn two_hundred_fifty_six_connections_get_no_error() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = Server::builder(APP)
         .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
         .env("PETSAGE_TEST_CHECKS", "db:critical")
@@ -40,6 +41,7 @@ fn two_hundred_fifty_six_connections_get_no_error() {
 #[test]
 #[ignore = "holds 1,000 sockets: run by cargo xtask ci"]
 fn a_new_client_is_answered_fast_while_a_thousand_idle_connections_are_held() {
+    let _serial = petsage_tests::one_at_a_time();
     let server = Server::builder(APP)
         .env("PETSAGE_KEEP_ALIVE", "60s")
         .start();

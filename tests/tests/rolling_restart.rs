@@ -21,6 +21,7 @@ fn instance(bind: &str) -> ServerBuilder {
 #[test]
 #[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
 fn rolling_restart_of_three_instances_loses_no_request() {
+    let _serial = petsage_tests::one_at_a_time();
     let binds: Vec<String> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
@@ -83,6 +84,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
 #[test]
 #[ignore = "needs haproxy: run by cargo xtask ci"]
 fn killed_instance_is_marked_down_within_two_check_intervals() {
+    let _serial = petsage_tests::one_at_a_time();
     let binds: Vec<String> = (0..2)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
