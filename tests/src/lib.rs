@@ -33,6 +33,14 @@ pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Seconds of load for the load scenarios: 20, or `PETSAGE_SOAK_SECS` under `cargo xtask soak`.
+pub fn load_seconds() -> u32 {
+    std::env::var("PETSAGE_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20)
+}
+
 /// How long a server may take to log its address before the test fails.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 

@@ -12,14 +12,6 @@ use petsage_tests::{Server, StatusCode, agent};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
-/// Seconds of load: 20 by default, `PETSAGE_SOAK_SECS` under `cargo xtask soak`.
-fn load_seconds() -> u32 {
-    std::env::var("PETSAGE_SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20)
-}
-
 #[test]
 #[ignore = "needs wrk: run by cargo xtask ci"]
 fn two_hundred_fifty_six_connections_get_no_error() {
@@ -28,7 +20,7 @@ fn two_hundred_fifty_six_connections_get_no_error() {
         .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
         .env("PETSAGE_TEST_CHECKS", "db:critical")
         .start();
-    let seconds = load_seconds();
+    let seconds = petsage_tests::load_seconds();
     let report = wrk_report(spawn_wrk(&server.url("/api/v1/health"), 256, seconds));
     println!("{}", report.output);
     assert!(report.requests > 1000, "{}", report.output);

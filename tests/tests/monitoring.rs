@@ -81,56 +81,28 @@ fn blackbox_exporter_sees_healthy_failing_and_draining() {
     let exporter = Blackbox::start();
     let health = server.url("/api/v1/health");
     let ready = server.url("/api/v1/health/ready");
+    // (uptime module on /health, readiness module on /health/ready)
+    let verdicts = || {
+        (
+            exporter.probe_success("petsage_health", &health),
+            exporter.probe_success("petsage_ready", &ready),
+        )
+    };
+    let up = ("1".to_owned(), "1".to_owned());
+    let down = ("0".to_owned(), "0".to_owned());
 
-    assert_eq!(
-        exporter.probe_success("petsage_health", &health),
-        "1",
-        "healthy"
-    );
-    assert_eq!(
-        exporter.probe_success("petsage_ready", &ready),
-        "1",
-        "ready"
-    );
-
+    assert_eq!(verdicts(), up, "healthy");
     server.set_check("cache", "fail");
-    assert_eq!(
-        exporter.probe_success("petsage_health", &health),
-        "1",
-        "degraded still serves"
-    );
+    assert_eq!(verdicts(), up, "degraded still serves");
     server.set_check("cache", "ok");
-
     server.set_check("db", "fail");
-    assert_eq!(
-        exporter.probe_success("petsage_health", &health),
-        "0",
-        "critical check failing"
-    );
-    assert_eq!(
-        exporter.probe_success("petsage_ready", &ready),
-        "0",
-        "not ready"
-    );
+    assert_eq!(verdicts(), down, "critical check failing");
     server.set_check("db", "ok");
-    assert_eq!(
-        exporter.probe_success("petsage_health", &health),
-        "1",
-        "recovered"
-    );
+    assert_eq!(verdicts(), up, "recovered");
 
     server.signal("TERM");
     server.wait_for_log("SIGTERM received: draining", Duration::from_secs(5));
-    assert_eq!(
-        exporter.probe_success("petsage_health", &health),
-        "0",
-        "draining"
-    );
-    assert_eq!(
-        exporter.probe_success("petsage_ready", &ready),
-        "0",
-        "draining"
-    );
+    assert_eq!(verdicts(), down, "draining");
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(10)).expect("exits");
 }

@@ -18,25 +18,28 @@ fn instance(bind: &str) -> ServerBuilder {
         .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
 }
 
+/// `n` instances on free ports behind HAProxy, once HAProxy sees them all UP.
+fn cluster(n: usize) -> (Vec<String>, Vec<Server>, Haproxy) {
+    let binds: Vec<String> = (0..n)
+        .map(|_| format!("127.0.0.1:{}", free_port()))
+        .collect();
+    let servers = binds.iter().map(|b| instance(b).start()).collect();
+    let lb = Haproxy::start(&binds);
+    for i in 1..=n {
+        lb.wait_status(&format!("app{i}"), "UP", Duration::from_secs(10));
+    }
+    (binds, servers, lb)
+}
+
 #[test]
 #[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
 fn rolling_restart_of_three_instances_loses_no_request() {
     let _serial = petsage_tests::one_at_a_time();
-    let binds: Vec<String> = (0..3)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let mut servers: Vec<Server> = binds.iter().map(|b| instance(b).start()).collect();
-    let lb = Haproxy::start(&binds);
-    for name in ["app1", "app2", "app3"] {
-        lb.wait_status(name, "UP", Duration::from_secs(10));
-    }
+    let (binds, mut servers, lb) = cluster(3);
 
     // Liveness stays 200 through a drain, so every non-2xx would be a lost request.
-    // 20 s by default; `cargo xtask soak` sets PETSAGE_SOAK_SECS and restarts round after round.
-    let seconds: u32 = std::env::var("PETSAGE_SOAK_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(20);
+    // `cargo xtask soak` lengthens the load and restarts round after round.
+    let seconds = petsage_tests::load_seconds();
     let load = Duration::from_secs(seconds.into());
     // One round of three restarts takes about 15 s; leave room for it to finish under load.
     let rounds_until = load.saturating_sub(Duration::from_secs(17));
@@ -85,13 +88,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
 #[ignore = "needs haproxy: run by cargo xtask ci"]
 fn killed_instance_is_marked_down_within_two_check_intervals() {
     let _serial = petsage_tests::one_at_a_time();
-    let binds: Vec<String> = (0..2)
-        .map(|_| format!("127.0.0.1:{}", free_port()))
-        .collect();
-    let servers: Vec<Server> = binds.iter().map(|b| instance(b).start()).collect();
-    let lb = Haproxy::start(&binds);
-    lb.wait_status("app1", "UP", Duration::from_secs(10));
-    lb.wait_status("app2", "UP", Duration::from_secs(10));
+    let (_, servers, lb) = cluster(2);
 
     servers[0].signal("KILL");
     let took = lb.wait_status("app1", "DOWN", CHECK_INTERVAL * 2);
