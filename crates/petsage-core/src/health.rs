@@ -204,9 +204,13 @@ impl HealthMonitor {
 
     /// Moves to `phase`; draining is final.
     pub fn set_phase(&self, phase: Phase) {
-        if !self.is_draining() {
-            self.phase.store(phase as u8, Ordering::Release);
-        }
+        // One atomic step: a concurrent move to Serving can never undo a drain.
+        let draining = Phase::Draining as u8;
+        let _ = self
+            .phase
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |current| {
+                (current != draining).then_some(phase as u8)
+            });
     }
 
     /// The latest report, running the checks if the cached one is older than the TTL.
