@@ -27,7 +27,7 @@ pub struct Settings {
     pub bind: SocketAddr,
 
     /// Number of worker threads [default: the number of CPUs].
-    #[arg(long, env = "PETSAGE_WORKERS", value_name = "N", value_parser = parse_workers)]
+    #[arg(long, env = "PETSAGE_WORKERS", value_name = "N", value_parser = parse_count)]
     pub workers: Option<NonZeroUsize>,
 
     /// Serve the OpenAPI document and Swagger UI.
@@ -63,7 +63,7 @@ pub struct Settings {
     pub client_request_timeout: Duration,
 
     /// Most open connections per worker; beyond it, new ones wait in the kernel's accept queue.
-    #[arg(long, env = "PETSAGE_MAX_CONNECTIONS", value_name = "N", default_value = "25000", value_parser = parse_workers)]
+    #[arg(long, env = "PETSAGE_MAX_CONNECTIONS", value_name = "N", default_value = "25000", value_parser = parse_count)]
     pub max_connections: NonZeroUsize,
 
     /// Largest total size of a request's headers, in bytes; a larger one gets 431.
@@ -90,7 +90,8 @@ fn parse_bind(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected IP:PORT, for example 127.0.0.1:8080 or 0.0.0.0:8080".to_owned())
 }
 
-fn parse_workers(value: &str) -> Result<NonZeroUsize, String> {
+/// A whole number of at least 1 (workers, connections per worker).
+fn parse_count(value: &str) -> Result<NonZeroUsize, String> {
     value
         .parse()
         .map_err(|_| "expected a whole number of at least 1".to_owned())
