@@ -109,10 +109,13 @@ impl ServerBuilder {
         // Keep draining stderr for the server's whole life, so it never blocks on a full pipe.
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = listening_addr(&line) {
+                let addr = listening_addr(&line);
+                // Record the line before announcing the address, so a test that
+                // starts the moment it has the address finds the line in the log.
+                sink.lock().expect("log lock").push(line);
+                if let Some(addr) = addr {
                     let _ = tx.send(addr);
                 }
-                sink.lock().expect("log lock").push(line);
             }
         });
         let addr = match rx.recv_timeout(START_TIMEOUT) {
