@@ -14,7 +14,7 @@ use actix_web::rt::time::sleep;
 use actix_web::web::{Json, Path};
 use actix_web::{HttpResponse, http::StatusCode};
 use log::info;
-use petsage_core::{Endpoint, Feature, HealthCheck, Problem};
+use petsage_core::{Context, Feature, HealthCheck, NoSettings, Problem, Routes, route};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -131,7 +131,6 @@ pub async fn panic() -> HttpResponse {
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(set_check, check_runs, slow, panic),
     components(schemas(Mode, Runs)),
     tags((name = "Test", description = "Test-only controls; never in petsage-app."))
 )]
@@ -141,17 +140,19 @@ struct FaultsApi;
 pub struct Faults;
 
 impl Feature for Faults {
-    fn name(&self) -> &'static str {
-        "test-faults"
+    const NAME: &'static str = "test-faults";
+    type Settings = NoSettings;
+
+    fn build(_: NoSettings, _: &mut Context) -> Result<Self, String> {
+        Ok(Self)
     }
 
-    fn endpoints(&self) -> Vec<Endpoint> {
-        vec![
-            Endpoint::new("/test/checks/{name}").method(actix_web::http::Method::PUT, set_check),
-            Endpoint::new("/test/checks/{name}/runs").get(check_runs),
-            Endpoint::new("/test/slow/{ms}").get(slow),
-            Endpoint::new("/test/panic").get(panic),
-        ]
+    fn routes(&self) -> Routes {
+        Routes::new()
+            .route(route!(set_check))
+            .route(route!(check_runs))
+            .route(route!(slow))
+            .route(route!(panic))
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

@@ -20,7 +20,7 @@ pub mod lb;
 pub fn features() -> petsage_app::Features {
     let mut features = petsage_app::features();
     if std::env::var("PETSAGE_TEST_FAULTS").as_deref() != Ok("off") {
-        features.push(Box::new(faults::Faults));
+        features.push(petsage_core::register::<faults::Faults>());
     }
     features
 }

@@ -1,13 +1,18 @@
-//! The command line: `petsage-app [FLAGS]` serves, `petsage-app openapi` prints the document.
+//! The command line: `petsage-app [FLAGS]` serves, `petsage-app openapi` prints
+//! the document, `petsage-app migrate` applies migrations and exits. Every
+//! registered feature adds its own settings under its own heading.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::error::{ContextKind, ContextValue, ErrorKind};
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
+use petsage_core::Registration;
+use petsage_db::DatabaseSettings;
 
-use crate::{API_PREFIX, Features, Settings, openapi, run};
+use crate::server::Stop;
+use crate::{API_PREFIX, Built, Settings, build, openapi, run};
 
 /// Exit code for a bad flag or environment value, as clap and sysexits use.
 const EXIT_USAGE: u8 = 2;
@@ -17,45 +22,88 @@ const EXIT_USAGE: u8 = 2;
 #[command(name = "petsage-app", version, about)]
 struct Cli {
     #[command(subcommand)]
-    command: Option<Command>,
+    command: Option<Command_>,
 
     #[command(flatten)]
     settings: Settings,
+
+    #[command(flatten)]
+    database: DatabaseSettings,
 }
 
 #[derive(Debug, Subcommand)]
-enum Command {
+enum Command_ {
     /// Print the OpenAPI document to stdout and exit.
     Openapi,
+    /// Apply every feature's pending database migrations and exit (for deploy pipelines).
+    Migrate,
     /// Ask a running server whether it is ready: exit 0 if so, 1 if not (for container HEALTHCHECKs).
     Probe {
         /// URL to ask [default: the readiness endpoint at PETSAGE_BIND, 0.0.0.0 read as 127.0.0.1].
         #[arg(long, value_name = "URL")]
         url: Option<String>,
         /// Give up after this long.
-        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = crate::server::parse_duration)]
+        #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = petsage_core::settings::parse_duration)]
         timeout: Duration,
     },
 }
 
+/// The command line: the app's own settings, then each feature's under its heading.
+fn command(features: &[Registration]) -> Command {
+    features
+        .iter()
+        .fold(Cli::command(), |command, feature| feature.augment(command))
+}
+
 /// Runs the command line against `features`, returning the process exit code.
-pub fn main(features: Features) -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(err) => return usage_error(&err),
+pub fn main(features: Vec<Registration>) -> ExitCode {
+    let command = command(&features);
+    let parsed = command
+        .clone()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
+    let (cli, matches) = match parsed {
+        Ok(parsed) => parsed,
+        Err(err) => return usage_error(&command, &err),
     };
     match cli.command {
-        Some(Command::Openapi) => print_openapi(&features),
-        Some(Command::Probe { url, timeout }) => {
+        Some(Command_::Openapi) => print_openapi(&features, &matches, &cli.database),
+        Some(Command_::Migrate) => migrate(&features, &matches, cli.database),
+        Some(Command_::Probe { url, timeout }) => {
             let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
             probe(&url, timeout)
         }
-        None => serve(&cli.settings, features),
+        None => serve(&cli.settings, &features, &matches, &cli.database),
     }
 }
 
-fn print_openapi(features: &Features) -> ExitCode {
-    match openapi(features).to_pretty_json() {
+/// Calls `f` with `features` built from their default settings (and the
+/// environment), inside an actix system of its own. Nothing is started.
+pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) -> T) -> T {
+    let matches = command(features)
+        .no_binary_name(true)
+        .try_get_matches_from(Vec::<String>::new())
+        .unwrap_or_else(|err| panic!("default settings do not parse: {err}"));
+    let database = DatabaseSettings::from_arg_matches(&matches)
+        .unwrap_or_else(|err| panic!("default database settings: {err}"));
+    actix_web::rt::System::new().block_on(async move {
+        let built = build(features, &matches, &database)
+            .unwrap_or_else(|err| panic!("features do not build with defaults: {err}"));
+        f(built)
+    })
+}
+
+fn print_openapi(
+    features: &[Registration],
+    matches: &ArgMatches,
+    database: &DatabaseSettings,
+) -> ExitCode {
+    let built = actix_web::rt::System::new().block_on(async { build(features, matches, database) });
+    let built = match built {
+        Ok(built) => built,
+        Err(err) => return start_error(&err),
+    };
+    match openapi(&built.features).to_pretty_json() {
         Ok(json) => {
             println!("{json}");
             ExitCode::SUCCESS
@@ -65,6 +113,35 @@ fn print_openapi(features: &Features) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `petsage-app migrate`: run the start steps (connect, migrate) and the stop steps, then exit.
+fn migrate(
+    features: &[Registration],
+    matches: &ArgMatches,
+    mut database: DatabaseSettings,
+) -> ExitCode {
+    init_logging();
+    database.migrate = true;
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        let mut built = build(features, matches, &database)?;
+        let started = built.lifecycle.start().await;
+        built.lifecycle.stop().await;
+        started
+    });
+    match outcome {
+        Ok(()) => {
+            log::info!("migrate: every feature's schema is current");
+            ExitCode::SUCCESS
+        }
+        Err(err) => start_error(&err),
+    }
+}
+
+/// One line naming what failed to start; exit code 1.
+fn start_error(err: &str) -> ExitCode {
+    eprintln!("petsage-app: cannot start: {err}");
+    ExitCode::FAILURE
 }
 
 /// The readiness URL of a server bound to `bind`, reachable from this host.
@@ -102,7 +179,12 @@ fn probe(url: &str, timeout: Duration) -> ExitCode {
     }
 }
 
-fn serve(settings: &Settings, features: Features) -> ExitCode {
+fn serve(
+    settings: &Settings,
+    features: &[Registration],
+    matches: &ArgMatches,
+    database: &DatabaseSettings,
+) -> ExitCode {
     init_logging();
     let listener = match TcpListener::bind(settings.bind) {
         Ok(listener) => listener,
@@ -114,14 +196,17 @@ fn serve(settings: &Settings, features: Features) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let outcome = actix_web::rt::System::new()
-        .block_on(async move { run(listener, settings, features)?.await });
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        let built = build(features, matches, database).map_err(Stop::Start)?;
+        run(listener, settings, built).await
+    });
     match outcome {
         Ok(()) => {
             log::info!("stopped: no request left in flight; exiting");
             ExitCode::SUCCESS
         }
-        Err(err) => {
+        Err(Stop::Start(err)) => start_error(&err),
+        Err(Stop::Server(err)) => {
             eprintln!("petsage-app: server failed: {err}");
             ExitCode::FAILURE
         }
@@ -134,7 +219,7 @@ fn init_logging() {
 }
 
 /// Prints help and version as clap does; anything else as one line, exit code 2.
-fn usage_error(err: &clap::Error) -> ExitCode {
+fn usage_error(command: &Command, err: &clap::Error) -> ExitCode {
     match err.kind() {
         ErrorKind::DisplayHelp
         | ErrorKind::DisplayVersion
@@ -144,7 +229,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
-            if let Some(line) = invalid_value_line(err) {
+            if let Some(line) = invalid_value_line(command, err) {
                 eprintln!("petsage-app: {line}");
                 return ExitCode::from(EXIT_USAGE);
             }
@@ -159,7 +244,7 @@ fn usage_error(err: &clap::Error) -> ExitCode {
 }
 
 /// `invalid value "x" for --bind / PETSAGE_BIND: expected IP:PORT, …`
-fn invalid_value_line(err: &clap::Error) -> Option<String> {
+fn invalid_value_line(command: &Command, err: &clap::Error) -> Option<String> {
     let Some(ContextValue::String(arg)) = err.get(ContextKind::InvalidArg) else {
         return None;
     };
@@ -169,7 +254,6 @@ fn invalid_value_line(err: &clap::Error) -> Option<String> {
     };
     // `arg` renders as "--bind <IP:PORT>": find the flag to name its variable too.
     let long = arg.split_whitespace().next()?.trim_start_matches('-');
-    let command = Cli::command();
     let env = command
         .get_arguments()
         .find(|a| a.get_long() == Some(long))

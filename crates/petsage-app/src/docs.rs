@@ -3,7 +3,9 @@
 use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType};
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
-use petsage_core::{Endpoint, Feature, Problem};
+use std::sync::Arc;
+
+use petsage_core::{BuiltFeature, FieldError, Problem, Route, Routes};
 use utoipa::OpenApi;
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
@@ -20,12 +22,12 @@ pub(crate) const DOCS_PATH: &str = "/docs/";
         title = "PetSage Backend API",
         description = "Welcome to the PetSage API.\nThis service powers all features for the PetSage ecosystem, helping you care for your pets.",
     ),
-    components(schemas(Problem))
+    components(schemas(Problem, FieldError))
 )]
 struct ApiDoc;
 
 /// The OpenAPI 3.1 document of the service: every feature nested under the API prefix.
-pub fn openapi(features: &[Box<dyn Feature>]) -> utoipa::openapi::OpenApi {
+pub fn openapi(features: &[Arc<dyn BuiltFeature>]) -> utoipa::openapi::OpenApi {
     let mut doc = features.iter().fold(ApiDoc::openapi(), |doc, feature| {
         doc.nest(API_PREFIX, feature.openapi())
     });
@@ -34,7 +36,7 @@ pub fn openapi(features: &[Box<dyn Feature>]) -> utoipa::openapi::OpenApi {
 }
 
 /// The document serialized once at start-up; every request shares the bytes.
-pub(crate) fn openapi_json(features: &[Box<dyn Feature>]) -> Bytes {
+pub(crate) fn openapi_json(features: &[Arc<dyn BuiltFeature>]) -> Bytes {
     Bytes::from(openapi(features).to_json().unwrap_or_default())
 }
 
@@ -49,10 +51,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, openapi_json: Bytes) {
                 .body(body)
         }
     };
-    cfg.service(Endpoint::new(OPENAPI_PATH).get(serve_json).into_service())
-        .service(Endpoint::new("/").get(redirect_to_docs).into_service())
-        .service(Endpoint::new("/docs").get(redirect_to_docs).into_service())
-        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])));
+    let plumbing = Routes::new()
+        .route(Route::undocumented(OPENAPI_PATH, serve_json))
+        .route(Route::undocumented("/", redirect_to_docs))
+        .route(Route::undocumented("/docs", redirect_to_docs));
+    for service in plumbing.into_services() {
+        cfg.service(service);
+    }
+    cfg.service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])));
 }
 
 async fn redirect_to_docs() -> HttpResponse {
@@ -67,7 +73,7 @@ mod tests {
 
     #[test]
     fn document_nests_every_feature_under_the_api_prefix() {
-        let doc = openapi(&crate::features());
+        let doc = crate::cli::with_defaults(&crate::features(), |built| openapi(&built.features));
         assert!(
             doc.paths
                 .paths
@@ -81,7 +87,7 @@ mod tests {
 
     #[test]
     fn every_get_is_documented_with_head_too() {
-        let doc = openapi(&crate::features());
+        let doc = crate::cli::with_defaults(&crate::features(), |built| openapi(&built.features));
         for (path, item) in &doc.paths.paths {
             if item.get.is_some() {
                 assert!(item.head.is_some(), "{path} lacks HEAD");

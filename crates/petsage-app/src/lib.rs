@@ -2,8 +2,8 @@
 //!
 //! This is the only crate that knows the API prefix, the middleware, the
 //! logging set-up, the configuration and Swagger UI. Features are listed once,
-//! in [`features`]; the served routes and the OpenAPI document are both built
-//! from that list.
+//! in [`features`]; the command line, the served routes, the OpenAPI document,
+//! the health checks and the start and stop steps are all built from that list.
 
 pub mod cli;
 mod docs;
@@ -14,30 +14,63 @@ mod server;
 pub use docs::openapi;
 pub use server::{Settings, run};
 
-use petsage_core::{Feature, RouteInfo};
+use std::sync::Arc;
+
+use clap::ArgMatches;
+use petsage_core::{BuiltFeature, Context, Lifecycle, Registration, RouteInfo};
+use petsage_db::DatabaseSettings;
 
 /// The prefix every feature's endpoints are served under.
 pub const API_PREFIX: &str = "/api/v1";
 
 /// The features this service is made of, in the order they are mounted.
-pub type Features = Vec<Box<dyn Feature>>;
+pub type Features = Vec<Registration>;
 
 /// PetSage's features: registering a feature is one line here.
 pub fn features() -> Features {
     vec![
-        Box::new(petsage_health::Health),
+        petsage_core::register::<petsage_health::Health>(),
         // `cargo xtask new-feature` adds new features above this line.
     ]
 }
 
-/// Every endpoint the features serve, with its full path (API prefix included).
-pub fn routes(features: &[Box<dyn Feature>]) -> Vec<(String, RouteInfo)> {
+/// Features built once at start, and what building them added: health
+/// checks, start steps and stop steps.
+pub struct Built {
+    /// The built features, in registration order.
+    pub features: Vec<Arc<dyn BuiltFeature>>,
+    /// Checks, start steps and stop steps from the features and the resources they asked for.
+    pub lifecycle: Lifecycle,
+}
+
+/// Builds `features` from the parsed command line. No I/O happens here; it
+/// waits for the start steps. Must be called inside an actix system.
+pub fn build(
+    features: &[Registration],
+    matches: &ArgMatches,
+    database: &DatabaseSettings,
+) -> Result<Built, String> {
+    let mut ctx = Context::new();
+    ctx.insert(database.clone());
+    let built = features
+        .iter()
+        .map(|feature| feature.build(matches, &mut ctx))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Built {
+        features: built,
+        lifecycle: ctx.into_lifecycle(),
+    })
+}
+
+/// Every endpoint `features` serve with their default settings, with full paths (API prefix included).
+pub fn routes(features: &[Registration]) -> Vec<(String, RouteInfo)> {
+    cli::with_defaults(features, |built| routes_of(&built.features))
+}
+
+fn routes_of(features: &[Arc<dyn BuiltFeature>]) -> Vec<(String, RouteInfo)> {
     features
         .iter()
-        .flat_map(|feature| feature.endpoints())
-        .map(|endpoint| {
-            let info = endpoint.info();
-            (format!("{API_PREFIX}{}", info.path), info)
-        })
+        .flat_map(|feature| feature.routes().info())
+        .map(|info| (format!("{API_PREFIX}{}", info.path), info))
         .collect()
 }

@@ -3,10 +3,10 @@
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix_web::dev::{Server, Service};
+use actix_web::dev::Service;
 use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::middleware::Logger;
@@ -15,9 +15,10 @@ use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
 use futures_util::FutureExt;
 use log::info;
-use petsage_core::{Feature, HealthMonitor, MonitorSettings, Phase};
+use petsage_core::settings::{parse_bool, parse_count, parse_duration};
+use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
-use crate::{API_PREFIX, Features, docs, drain, errors, routes};
+use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
 
 /// How the server runs: each setting is a flag with an environment fallback.
 #[derive(Debug, Clone, Args)]
@@ -90,60 +91,48 @@ fn parse_bind(value: &str) -> Result<SocketAddr, String> {
         .map_err(|_| "expected IP:PORT, for example 127.0.0.1:8080 or 0.0.0.0:8080".to_owned())
 }
 
-/// A whole number of at least 1 (workers, connections per worker).
-fn parse_count(value: &str) -> Result<NonZeroUsize, String> {
-    value
-        .parse()
-        .map_err(|_| "expected a whole number of at least 1".to_owned())
-}
-
 fn parse_bytes(value: &str) -> Result<usize, String> {
     value
         .parse()
         .map_err(|_| "expected a whole number of bytes, for example 65536".to_owned())
 }
 
-/// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
-pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
-    const EXPECTED: &str = "expected a duration such as 500ms, 2s or 2 (seconds)";
-    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else {
-        (value.strip_suffix('s').unwrap_or(value), 1.0)
-    };
-    let number: f64 = number.trim().parse().map_err(|_| EXPECTED.to_owned())?;
-    Duration::try_from_secs_f64(number * scale).map_err(|_| EXPECTED.to_owned())
+/// Why serving ended other than by a signal.
+#[derive(Debug)]
+pub enum Stop {
+    /// A feature could not be built, or a start step failed: the one line to print.
+    Start(String),
+    /// The HTTP server failed.
+    Server(std::io::Error),
 }
 
-fn parse_bool(value: &str) -> Result<bool, String> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err("expected true or false".to_owned()),
-    }
-}
-
-/// Starts serving `features` on `listener`; the returned server runs until
-/// stopped, and drains gracefully on SIGTERM or SIGINT.
+/// Serves `built` on `listener` until stopped: the listener answers at once
+/// (readiness 503, phase `starting`) while the start steps run, then the
+/// instance turns ready. SIGTERM or SIGINT drains gracefully; the stop steps
+/// run after the drain. A failed start step ends it with [`Stop::Start`].
 ///
 /// Must be called inside an actix system (`actix_web::rt::System` or `#[actix_web::main]`).
-pub fn run(
-    listener: TcpListener,
-    settings: &Settings,
-    features: Features,
-) -> std::io::Result<Server> {
-    let addr = listener.local_addr()?;
-    let signals = drain::Signals::install()?;
+pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Result<(), Stop> {
+    let addr = listener.local_addr().map_err(Stop::Server)?;
+    let signals = drain::Signals::install().map_err(Stop::Server)?;
     let workers = settings.worker_count();
-    let features: Arc<[Box<dyn Feature>]> = features.into();
+    let Built {
+        features,
+        mut lifecycle,
+    } = built;
+    let features: Arc<[Arc<dyn BuiltFeature>]> = features.into();
     let openapi_json = settings.docs.then(|| docs::openapi_json(&features));
-    let quiet_paths: Arc<[String]> = routes(&features)
+    let quiet_paths: Arc<[String]> = routes_of(&features)
         .into_iter()
         .filter(|(_, info)| info.quiet)
         .map(|(path, _)| path)
         .collect();
+    let checks = std::mem::take(&mut lifecycle.checks)
+        .into_iter()
+        .chain(features.iter().flat_map(|f| f.health_checks()))
+        .collect();
     let monitor = Data::new(HealthMonitor::new(
-        features.iter().flat_map(|f| f.health_checks()).collect(),
+        checks,
         MonitorSettings {
             check_timeout: settings.health_check_timeout,
             cache_ttl: settings.health_cache_ttl,
@@ -160,9 +149,9 @@ pub fn run(
             .fold(Logger::default(), |log, path| log.exclude(path.as_str()));
         let api = features
             .iter()
-            .flat_map(|feature| feature.endpoints())
-            .fold(web::scope(API_PREFIX), |scope, endpoint| {
-                scope.service(endpoint.into_service())
+            .flat_map(|feature| feature.routes().into_services())
+            .fold(web::scope(API_PREFIX), |scope, service| {
+                scope.service(service)
             });
         let openapi_json = openapi_json.clone();
         let guard_monitor = app_monitor.clone();
@@ -223,7 +212,8 @@ pub fn run(
     .max_connections(settings.max_connections.get())
     .disable_signals()
     .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
-    .listen(listener)?
+    .listen(listener)
+    .map_err(Stop::Server)?
     .run();
 
     actix_web::rt::spawn(drain::on_signal(
@@ -233,28 +223,41 @@ pub fn run(
         settings.shutdown_delay,
         settings.shutdown_timeout,
     ));
-    monitor.set_phase(Phase::Serving);
     info!(
         "listening on http://{addr} (version {}, {workers} workers, docs {}, {} health checks)",
         env!("CARGO_PKG_VERSION"),
         if settings.docs { "on" } else { "off" },
         monitor.checks().len(),
     );
-    Ok(server)
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_take_units_or_seconds() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        for bad in ["", "soon", "-1s", "1h", "ms"] {
-            assert!(parse_duration(bad).is_err(), "{bad:?}");
+    // Readiness says `starting` until every start step has run; the first
+    // failure is kept, then the server stops at once.
+    let failure: Arc<Mutex<Option<String>>> = Arc::default();
+    let start_failure = Arc::clone(&failure);
+    let handle = server.handle();
+    let start_monitor = monitor.clone();
+    let start = lifecycle.start();
+    let started = actix_web::rt::spawn(async move {
+        match start.await {
+            Ok(()) => {
+                start_monitor.set_phase(Phase::Serving);
+                info!("ready: every start step is done");
+            }
+            Err(err) => {
+                *start_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+                handle.stop(false).await;
+            }
         }
+    });
+    let served = server.await;
+    started.abort();
+    lifecycle.stop().await;
+    if let Some(err) = failure
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+    {
+        return Err(Stop::Start(err));
     }
+    served.map_err(Stop::Server)
 }

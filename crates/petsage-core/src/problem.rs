@@ -27,6 +27,31 @@ pub struct Problem {
     pub status: u16,
     /// Human-readable explanation of this occurrence.
     pub detail: String,
+    /// For `422`: each bad field of the request and what is wrong with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Seconds after which a retry may succeed; sent as `Retry-After`, not in the body.
+    #[serde(skip)]
+    pub retry_after: Option<u32>,
+}
+
+/// One bad field of a request, in a `422` problem.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// Where the bad value is: a field name (`name`), a query parameter, or `body` for the whole body.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl FieldError {
+    /// `field` is wrong because of `message`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
 }
 
 impl Problem {
@@ -37,7 +62,27 @@ impl Problem {
             title: status.canonical_reason().unwrap_or("Error").to_owned(),
             status: status.as_u16(),
             detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
         }
+    }
+
+    /// A `422` naming each bad field.
+    pub fn unprocessable(errors: Vec<FieldError>) -> Self {
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let mut problem = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request: check {}", fields.join(", ")),
+        );
+        problem.errors = errors;
+        problem
+    }
+
+    /// A `503` that asks the client to retry after `seconds`.
+    pub fn unavailable(detail: impl Into<String>, seconds: u32) -> Self {
+        let mut problem = Self::new(StatusCode::SERVICE_UNAVAILABLE, detail);
+        problem.retry_after = Some(seconds);
+        problem
     }
 
     /// The status code this problem carries.
@@ -48,7 +93,11 @@ impl Problem {
     /// The problem as a response with the `application/problem+json` type.
     pub fn to_response(&self) -> HttpResponse {
         let body = serde_json::to_vec(self).unwrap_or_default();
-        HttpResponse::build(self.status_code())
+        let mut builder = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            builder.insert_header((header::RETRY_AFTER, seconds));
+        }
+        builder
             .insert_header((
                 header::CONTENT_TYPE,
                 HeaderValue::from_static(PROBLEM_CONTENT_TYPE),

@@ -12,7 +12,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpResponse, HttpResponseBuilder};
-use petsage_core::{Endpoint, Feature, HealthMonitor, Phase, Report};
+use petsage_core::{Context, Feature, HealthMonitor, NoSettings, Phase, Report, Routes, route};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -283,10 +283,9 @@ pub async fn health_live() -> HttpResponse {
     health_response(StatusCode::OK).body(LIVE_BODY.clone())
 }
 
-/// The OpenAPI fragment of the health feature, relative to the API prefix.
+/// The health feature's tags and schemas; its paths come from its routes.
 #[derive(OpenApi)]
 #[openapi(
-    paths(health_check, health_ready, health_live),
     components(schemas(HealthCheckResponse, HealthStatus, LivenessResponse, ReadinessResponse, CheckReport, CheckStatus, PhaseName)),
     tags((name = "System", description = "Service health and operations."))
 )]
@@ -296,16 +295,18 @@ pub struct HealthApi;
 pub struct Health;
 
 impl Feature for Health {
-    fn name(&self) -> &'static str {
-        "health"
+    const NAME: &'static str = "health";
+    type Settings = NoSettings;
+
+    fn build(_: NoSettings, _: &mut Context) -> Result<Self, String> {
+        Ok(Self)
     }
 
-    fn endpoints(&self) -> Vec<Endpoint> {
-        vec![
-            Endpoint::new(HEALTH_PATH).get(health_check).quiet(),
-            Endpoint::new(READY_PATH).get(health_ready).quiet(),
-            Endpoint::new(LIVE_PATH).get(health_live).quiet(),
-        ]
+    fn routes(&self) -> Routes {
+        Routes::new()
+            .route(route!(health_check).quiet())
+            .route(route!(health_ready).quiet())
+            .route(route!(health_live).quiet())
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {
@@ -321,7 +322,7 @@ mod tests {
     use actix_web::App;
     use actix_web::http::Method;
     use actix_web::test as atest;
-    use petsage_core::{HealthCheck, MonitorSettings};
+    use petsage_core::{BuiltFeature, HealthCheck, MonitorSettings};
 
     fn monitor(checks: Vec<HealthCheck>, phase: Phase) -> Data<HealthMonitor> {
         let monitor = HealthMonitor::new(
@@ -341,11 +342,11 @@ mod tests {
         method: Method,
         uri: &str,
     ) -> actix_web::dev::ServiceResponse {
-        let app = Health
-            .endpoints()
+        let app = Feature::routes(&Health)
+            .into_services()
             .into_iter()
-            .fold(App::new().app_data(monitor), |app, endpoint| {
-                app.service(endpoint.into_service())
+            .fold(App::new().app_data(monitor), |app, service| {
+                app.service(service)
             });
         let app = atest::init_service(app).await;
         atest::call_service(
@@ -463,7 +464,7 @@ mod tests {
 
     #[test]
     fn openapi_fragment_documents_the_contract() {
-        let doc = serde_json::to_value(HealthApi::openapi()).expect("serializes");
+        let doc = serde_json::to_value(BuiltFeature::openapi(&Health)).expect("serializes");
         let op = &doc["paths"]["/health"]["get"];
         assert_eq!(op["operationId"], "health_check");
         assert_eq!(op["summary"], "Perform a system health check");
@@ -478,15 +479,12 @@ mod tests {
     }
 
     #[test]
-    fn feature_serves_what_it_documents() {
-        let doc = HealthApi::openapi();
-        for endpoint in Health.endpoints() {
-            let info = endpoint.info();
-            assert!(
-                doc.paths.paths.contains_key(info.path),
-                "{} undocumented",
-                info.path
-            );
-        }
+    fn serves_the_paths_the_constants_name() {
+        let served: Vec<String> = Feature::routes(&Health)
+            .info()
+            .into_iter()
+            .map(|info| info.path)
+            .collect();
+        assert_eq!(served, [HEALTH_PATH, READY_PATH, LIVE_PATH]);
     }
 }

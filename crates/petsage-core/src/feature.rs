@@ -1,0 +1,371 @@
+//! The feature contract: a [`Feature`] declares its settings, is built once
+//! at start from a [`Context`] (where it finds shared resources such as the
+//! database and adds start and stop steps), and hands back its routes, its
+//! OpenAPI fragment and its health checks.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use clap::{ArgMatches, Args, Command, FromArgMatches};
+
+use crate::{HealthCheck, Routes};
+
+/// A boxed start step: `Err` says, in one line, why the instance cannot serve.
+pub type StepFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+/// A boxed stop step.
+pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a feature crate implements; the app registers it with [`register`].
+pub trait Feature: Sized + Send + Sync + 'static {
+    /// Short, unique, kebab-case name: the prefix of its settings, its `--help` heading.
+    const NAME: &'static str;
+
+    /// The feature's settings: a `clap::Args` whose flags are named
+    /// `--<NAME>-<setting>` with the variable `PETSAGE_<NAME>_<SETTING>`.
+    /// [`NoSettings`] when it has none.
+    type Settings: Args + FromArgMatches;
+
+    /// Builds the feature once at start: read settings, ask `ctx` for shared
+    /// resources, add start and stop steps. Do no I/O here; that belongs in a start step.
+    fn build(settings: Self::Settings, ctx: &mut Context) -> Result<Self, String>;
+
+    /// The feature's routes, relative to the API prefix, and the state their handlers read.
+    ///
+    /// Called once per server worker and once for the OpenAPI document.
+    fn routes(&self) -> Routes;
+
+    /// The feature's tags and any schema its routes do not reach; paths come from [`Feature::routes`].
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        utoipa::openapi::OpenApi::default()
+    }
+
+    /// Health checks of the feature's own (shared resources add theirs through the context).
+    fn health_checks(&self) -> Vec<HealthCheck> {
+        Vec::new()
+    }
+}
+
+/// The settings of a feature that has none.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+#[group(skip)]
+pub struct NoSettings {}
+
+/// A built feature, as the app holds it.
+pub trait BuiltFeature: Send + Sync + 'static {
+    /// The feature's name.
+    fn name(&self) -> &'static str;
+    /// The feature's routes and their state.
+    fn routes(&self) -> Routes;
+    /// The feature's whole OpenAPI fragment: its tags and schemas, and its routes' paths.
+    fn openapi(&self) -> utoipa::openapi::OpenApi;
+    /// The feature's own health checks.
+    fn health_checks(&self) -> Vec<HealthCheck>;
+}
+
+impl<F: Feature> BuiltFeature for F {
+    fn name(&self) -> &'static str {
+        F::NAME
+    }
+
+    fn routes(&self) -> Routes {
+        Feature::routes(self)
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        let mut doc = Feature::openapi(self);
+        doc.merge(Feature::routes(self).openapi());
+        doc
+    }
+
+    fn health_checks(&self) -> Vec<HealthCheck> {
+        Feature::health_checks(self)
+    }
+}
+
+/// One line in the app's feature list: how to declare and build one feature.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    name: &'static str,
+    augment: fn(Command) -> Command,
+    build: BuildFn,
+}
+
+type BuildFn = fn(&ArgMatches, &mut Context) -> Result<Arc<dyn BuiltFeature>, String>;
+
+/// The registration of feature `F`.
+pub fn register<F: Feature>() -> Registration {
+    Registration {
+        name: F::NAME,
+        augment: augment::<F>,
+        build: build::<F>,
+    }
+}
+
+fn augment<F: Feature>(command: Command) -> Command {
+    F::Settings::augment_args(command.next_help_heading(heading(F::NAME)))
+}
+
+fn build<F: Feature>(
+    matches: &ArgMatches,
+    ctx: &mut Context,
+) -> Result<Arc<dyn BuiltFeature>, String> {
+    let settings = F::Settings::from_arg_matches(matches)
+        .map_err(|err| format!("feature {}: {}", F::NAME, err.to_string().trim()))?;
+    ctx.feature = F::NAME;
+    let built = F::build(settings, ctx).map_err(|err| format!("feature {}: {err}", F::NAME))?;
+    ctx.feature = "";
+    Ok(Arc::new(built))
+}
+
+/// `pet-profiles` → `Pet profiles settings`.
+fn heading(name: &str) -> String {
+    let mut words = name.split('-');
+    let first = words.next().unwrap_or_default();
+    let mut title = first[..first.len().min(1)].to_uppercase() + &first[first.len().min(1)..];
+    for word in words {
+        title.push(' ');
+        title.push_str(word);
+    }
+    title + " settings"
+}
+
+impl Registration {
+    /// The feature's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Adds the feature's settings to `command`, under the feature's own `--help` heading.
+    pub fn augment(&self, command: Command) -> Command {
+        (self.augment)(command)
+    }
+
+    /// Builds the feature from the parsed command line and `ctx`.
+    pub fn build(
+        &self,
+        matches: &ArgMatches,
+        ctx: &mut Context,
+    ) -> Result<Arc<dyn BuiltFeature>, String> {
+        (self.build)(matches, ctx)
+    }
+
+    /// The settings' flags that break the naming rule (`--<name>-…`, `PETSAGE_<NAME>_…`).
+    pub fn misnamed_settings(&self) -> Vec<String> {
+        let command = self.augment(Command::new("check"));
+        let flag_prefix = format!("{}-", self.name);
+        let env_prefix = format!("PETSAGE_{}_", self.name.replace('-', "_").to_uppercase());
+        command
+            .get_arguments()
+            .filter(|arg| {
+                let long_ok = arg.get_long().is_some_and(|l| l.starts_with(&flag_prefix));
+                let env_ok = arg
+                    .get_env()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| e.starts_with(&env_prefix));
+                !(long_ok && env_ok)
+            })
+            .map(|arg| arg.get_id().to_string())
+            .collect()
+    }
+}
+
+struct Step {
+    label: String,
+    run: Box<dyn FnOnce() -> StepFuture + Send>,
+}
+
+/// What features are built from: shared resources, and the start and stop
+/// steps and health checks the resources and features add.
+#[derive(Default)]
+pub struct Context {
+    feature: &'static str,
+    resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    checks: Vec<HealthCheck>,
+    starts: Vec<Step>,
+    stops: Vec<Step>,
+}
+
+impl Context {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The name of the feature being built (empty outside [`Feature::build`]).
+    pub fn feature(&self) -> &'static str {
+        self.feature
+    }
+
+    /// Stores a shared resource (or a platform's settings), one per type.
+    pub fn insert<T: Any + Send + Sync>(&mut self, value: T) {
+        self.resources.insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The shared resource of type `T`, if one was stored.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.resources
+            .get(&TypeId::of::<T>())
+            .and_then(|value| value.downcast_ref())
+    }
+
+    /// Adds a health check to the service's readiness.
+    pub fn add_health_check(&mut self, check: HealthCheck) {
+        self.checks.push(check);
+    }
+
+    /// Adds a step that runs, in order, before the instance reports ready.
+    ///
+    /// `label` names it in the one line printed if it fails; inside
+    /// [`Feature::build`] it is prefixed with the feature's name.
+    pub fn on_start<F, Fut>(&mut self, label: impl Into<String>, step: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let label = self.label(label.into());
+        self.starts.push(Step {
+            label,
+            run: Box::new(move || Box::pin(step())),
+        });
+    }
+
+    /// Adds a step that runs after the drain, in reverse order of addition.
+    pub fn on_stop<F, Fut>(&mut self, label: impl Into<String>, step: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let label = self.label(label.into());
+        self.stops.push(Step {
+            label,
+            run: Box::new(move || {
+                Box::pin(async move {
+                    step().await;
+                    Ok(())
+                })
+            }),
+        });
+    }
+
+    fn label(&self, label: String) -> String {
+        if self.feature.is_empty() {
+            label
+        } else {
+            format!("feature {}: {label}", self.feature)
+        }
+    }
+
+    /// Takes the checks, start steps and stop steps out, leaving the resources.
+    pub fn into_lifecycle(self) -> Lifecycle {
+        Lifecycle {
+            checks: self.checks,
+            starts: self.starts,
+            stops: self.stops,
+        }
+    }
+}
+
+/// The health checks and the start and stop steps collected while building features.
+pub struct Lifecycle {
+    /// Checks added through the context (a shared resource's, such as `database`).
+    pub checks: Vec<HealthCheck>,
+    starts: Vec<Step>,
+    stops: Vec<Step>,
+}
+
+impl Lifecycle {
+    /// Runs every start step in order; the first failure is `Err("<label>: <why>")`.
+    pub fn start(&mut self) -> impl Future<Output = Result<(), String>> + use<> {
+        let steps = std::mem::take(&mut self.starts);
+        async move {
+            for step in steps {
+                log::info!("start: {}", step.label);
+                (step.run)()
+                    .await
+                    .map_err(|err| format!("{}: {err}", step.label))?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Runs every stop step, last added first.
+    pub fn stop(&mut self) -> impl Future<Output = ()> + use<> {
+        let steps = std::mem::take(&mut self.stops);
+        async move {
+            for step in steps.into_iter().rev() {
+                log::info!("stop: {}", step.label);
+                let _ = (step.run)().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, clap::Args)]
+    struct PetSettings {
+        /// Largest page.
+        #[arg(
+            long = "pet-profiles-page-max",
+            env = "PETSAGE_PET_PROFILES_PAGE_MAX",
+            default_value = "50"
+        )]
+        page_max: u32,
+        /// Misnamed.
+        #[arg(long = "other", env = "PETSAGE_OTHER")]
+        other: Option<String>,
+    }
+
+    struct PetProfiles;
+
+    impl Feature for PetProfiles {
+        const NAME: &'static str = "pet-profiles";
+        type Settings = PetSettings;
+
+        fn build(settings: PetSettings, ctx: &mut Context) -> Result<Self, String> {
+            let base = *ctx.get::<u32>().ok_or("no base")?;
+            if settings.page_max + base != 107 {
+                return Err(format!("page max {} from settings", settings.page_max));
+            }
+            ctx.on_start("warm up", || async { Err("cache is cold".to_owned()) });
+            Ok(Self)
+        }
+
+        fn routes(&self) -> Routes {
+            Routes::new()
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_feature_is_built_from_its_settings_and_the_context() {
+        let registration = register::<PetProfiles>();
+        let command = registration.augment(Command::new("app"));
+        let help = command.clone().render_help().to_string();
+        assert!(help.contains("Pet profiles settings:"), "{help}");
+        let matches = command
+            .try_get_matches_from(["app", "--pet-profiles-page-max", "7"])
+            .expect("parses");
+        let mut ctx = Context::new();
+        ctx.insert(100_u32);
+        let built = registration.build(&matches, &mut ctx).expect("builds");
+        assert_eq!(built.name(), "pet-profiles");
+
+        let mut lifecycle = ctx.into_lifecycle();
+        assert_eq!(
+            lifecycle.start().await,
+            Err("feature pet-profiles: warm up: cache is cold".to_owned())
+        );
+        assert_eq!(registration.misnamed_settings(), vec!["other".to_owned()]);
+    }
+
+    #[test]
+    fn headings_read_as_words() {
+        assert_eq!(heading("pets"), "Pets settings");
+        assert_eq!(heading("pet-profiles"), "Pet profiles settings");
+    }
+}

@@ -1,0 +1,362 @@
+//! [`Route`] and [`Routes`]: each endpoint declared once, from its handler and
+//! the `#[utoipa::path]` documentation on it. The served path and method and
+//! the documented ones come from the same attribute, so they cannot differ.
+//! Every GET also answers HEAD, and any method a path does not serve gets a
+//! JSON 405 with `Allow`.
+
+use std::rc::Rc;
+
+use actix_web::dev::HttpServiceFactory;
+use actix_web::http::{Method, StatusCode, header};
+use actix_web::web::Data;
+use actix_web::{FromRequest, Handler, HttpRequest, Resource, Responder, web};
+use utoipa::openapi::path::{HttpMethod, Operation, Paths};
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
+
+use crate::Problem;
+
+/// Declares a [`Route`] from a handler that carries `#[utoipa::path]`:
+/// `route!(routes::list)` serves `routes::list` at the path and methods its
+/// documentation names.
+#[macro_export]
+macro_rules! route {
+    ($handler:ident) => {
+        $crate::__private::pastey::paste! {
+            $crate::Route::documented::<[<__path_ $handler>], _, _>($handler)
+        }
+    };
+    ($module:ident :: $($rest:tt)+) => {
+        $crate::route!(@in [$module] $($rest)+)
+    };
+    (@in [$($prefix:ident)::+] $handler:ident) => {
+        $crate::__private::pastey::paste! {
+            $crate::Route::documented::<$($prefix::)+ [<__path_ $handler>], _, _>($($prefix::)+ $handler)
+        }
+    };
+    (@in [$($prefix:ident)::+] $next:ident :: $($rest:tt)+) => {
+        $crate::route!(@in [$($prefix)::+ :: $next] $($rest)+)
+    };
+}
+
+type Mount = Box<dyn FnOnce(Resource) -> Resource>;
+type Attach = Rc<dyn Fn(Resource) -> Resource>;
+
+/// One handler at one path, with the OpenAPI operation that documents it.
+pub struct Route {
+    path: String,
+    methods: Vec<Method>,
+    doc_methods: Vec<HttpMethod>,
+    operation: Option<Operation>,
+    schemas: Vec<(String, RefOr<Schema>)>,
+    quiet: bool,
+    mount: Mount,
+}
+
+impl Route {
+    /// The route documented by `P` (the type `#[utoipa::path]` generates), served by `handler`.
+    ///
+    /// Prefer [`route!`], which names `P` for you.
+    pub fn documented<P, F, Args>(handler: F) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let doc_methods = P::methods();
+        let mut methods: Vec<Method> = Vec::new();
+        for method in &doc_methods {
+            let method = to_actix(method);
+            if method == Method::GET {
+                methods.extend([Method::GET, Method::HEAD]);
+            } else {
+                methods.push(method);
+            }
+        }
+        let mut operation = P::operation();
+        let tags: Vec<String> = P::tags().into_iter().map(str::to_owned).collect();
+        if !tags.is_empty() {
+            operation.tags = Some(tags);
+        }
+        let mut schemas = Vec::new();
+        P::schemas(&mut schemas);
+        let served = methods.clone();
+        let mount: Mount = Box::new(move |resource| {
+            served.into_iter().fold(resource, |resource, method| {
+                resource.route(web::method(method).to(handler.clone()))
+            })
+        });
+        Self {
+            path: P::path(),
+            methods,
+            doc_methods,
+            operation: Some(operation),
+            schemas,
+            quiet: false,
+            mount,
+        }
+    }
+
+    /// A GET (and HEAD) route left out of the OpenAPI document: for the app's
+    /// own plumbing (the document itself, redirects), never for a feature's API.
+    pub fn undocumented<F, Args>(path: &str, handler: F) -> Self
+    where
+        F: Handler<Args>,
+        Args: FromRequest + 'static,
+        F::Output: Responder + 'static,
+    {
+        let methods = vec![Method::GET, Method::HEAD];
+        let served = methods.clone();
+        Self {
+            path: path.to_owned(),
+            methods,
+            doc_methods: Vec::new(),
+            operation: None,
+            schemas: Vec::new(),
+            quiet: false,
+            mount: Box::new(move |resource| {
+                served.into_iter().fold(resource, |resource, method| {
+                    resource.route(web::method(method).to(handler.clone()))
+                })
+            }),
+        }
+    }
+
+    /// Marks the route as polled by machines (health checks): it stays out of the access log.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
+    }
+}
+
+/// What one path serves: its relative path, its methods and whether it is quiet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// Path relative to the API prefix, in actix/OpenAPI template form (`/pets/{id}`).
+    pub path: String,
+    /// Methods answered, in declaration order (HEAD follows each GET).
+    pub methods: Vec<Method>,
+    /// Whether requests to it are left out of the access log.
+    pub quiet: bool,
+}
+
+/// A feature's routes and the state its handlers read.
+#[derive(Default)]
+pub struct Routes {
+    routes: Vec<Route>,
+    data: Vec<Attach>,
+}
+
+impl Routes {
+    /// No routes yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `route`; several routes may share a path with different methods.
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Makes `data` readable by every handler of these routes (as `web::Data<T>`).
+    pub fn data<T: 'static>(mut self, data: Data<T>) -> Self {
+        self.data.push(Rc::new(move |resource: Resource| {
+            resource.app_data(data.clone())
+        }));
+        self
+    }
+
+    /// What each path serves, in declaration order.
+    pub fn info(&self) -> Vec<RouteInfo> {
+        let mut infos: Vec<RouteInfo> = Vec::new();
+        for route in &self.routes {
+            match infos.iter_mut().find(|info| info.path == route.path) {
+                Some(info) => {
+                    info.methods.extend(route.methods.iter().cloned());
+                    info.quiet |= route.quiet;
+                }
+                None => infos.push(RouteInfo {
+                    path: route.path.clone(),
+                    methods: route.methods.clone(),
+                    quiet: route.quiet,
+                }),
+            }
+        }
+        infos
+    }
+
+    /// The OpenAPI paths and the schemas their operations refer to.
+    pub fn openapi(&self) -> OpenApi {
+        let mut paths = Paths::new();
+        let mut components = ComponentsBuilder::new();
+        for route in &self.routes {
+            let Some(operation) = &route.operation else {
+                continue;
+            };
+            paths.add_path_operation(&route.path, route.doc_methods.clone(), operation.clone());
+            components = components.schemas_from_iter(route.schemas.clone());
+        }
+        let mut doc = OpenApi::default();
+        doc.paths = paths;
+        doc.components = Some(components.build());
+        doc
+    }
+
+    /// One actix resource per path, with the state attached and the 405 fallback.
+    pub fn into_services(self) -> Vec<impl HttpServiceFactory + use<>> {
+        let infos = self.info();
+        let mut routes: Vec<Option<Route>> = self.routes.into_iter().map(Some).collect();
+        let data = self.data;
+        infos
+            .into_iter()
+            .map(|info| {
+                let allow = allow_header(&info.methods);
+                let mut resource = web::resource(info.path.clone());
+                for attach in &data {
+                    resource = attach(resource);
+                }
+                for slot in routes.iter_mut() {
+                    if slot.as_ref().is_some_and(|r| r.path == info.path)
+                        && let Some(route) = slot.take()
+                    {
+                        resource = (route.mount)(resource);
+                    }
+                }
+                resource.default_service(web::to(move |req: HttpRequest| {
+                    let allow = allow.clone();
+                    async move { method_not_allowed(&req, allow) }
+                }))
+            })
+            .collect()
+    }
+}
+
+/// `GET, HEAD, POST`, each method once, in order.
+fn allow_header(methods: &[Method]) -> String {
+    let mut seen: Vec<&str> = Vec::new();
+    for method in methods {
+        if !seen.contains(&method.as_str()) {
+            seen.push(method.as_str());
+        }
+    }
+    seen.join(", ")
+}
+
+fn to_actix(method: &HttpMethod) -> Method {
+    match method {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
+}
+
+/// The 405 problem for a method `req`'s path does not serve, with `Allow`.
+pub(crate) fn method_not_allowed(req: &HttpRequest, allow: String) -> actix_web::HttpResponse {
+    let detail = format!(
+        "{} is not allowed on {}; allowed: {allow}",
+        req.method(),
+        req.path()
+    );
+    let mut res = Problem::new(StatusCode::METHOD_NOT_ALLOWED, detail).to_response();
+    if let Ok(value) = header::HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test as atest;
+    use actix_web::{App, HttpResponse};
+
+    struct Greeting(&'static str);
+
+    /// Greets.
+    #[utoipa::path(get, path = "/x", operation_id = "t_hello", tag = "T",
+        responses((status = 200, description = "hello", body = String)))]
+    async fn hello(greeting: Data<Greeting>) -> HttpResponse {
+        HttpResponse::Ok()
+            .insert_header((header::CONTENT_TYPE, "text/plain"))
+            .body(greeting.0)
+    }
+
+    /// Accepts.
+    #[utoipa::path(post, path = "/x", operation_id = "t_accept",
+        responses((status = 202, description = "accepted")))]
+    async fn accept() -> HttpResponse {
+        HttpResponse::Accepted().finish()
+    }
+
+    fn routes() -> Routes {
+        Routes::new()
+            .data(Data::new(Greeting("hello")))
+            .route(crate::route!(hello).quiet())
+            .route(crate::route!(accept))
+    }
+
+    #[actix_web::test]
+    async fn serves_get_head_post_with_state_and_405_with_allow() {
+        let app = routes()
+            .into_services()
+            .into_iter()
+            .fold(App::new(), |app, service| app.service(service));
+        let app = atest::init_service(app).await;
+
+        let res = atest::call_service(&app, atest::TestRequest::get().uri("/x").to_request()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(atest::read_body(res).await, "hello");
+
+        let head = atest::TestRequest::default()
+            .method(Method::HEAD)
+            .uri("/x")
+            .to_request();
+        assert_eq!(
+            atest::call_service(&app, head).await.status(),
+            StatusCode::OK
+        );
+
+        let post = atest::TestRequest::post().uri("/x").to_request();
+        assert_eq!(
+            atest::call_service(&app, post).await.status(),
+            StatusCode::ACCEPTED
+        );
+
+        let res =
+            atest::call_service(&app, atest::TestRequest::delete().uri("/x").to_request()).await;
+        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            res.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+            Some(&b"GET, HEAD, POST"[..])
+        );
+        let problem: Problem = atest::read_body_json(res).await;
+        assert_eq!(problem.status, 405);
+    }
+
+    #[test]
+    fn served_and_documented_come_from_one_declaration() {
+        let routes = routes();
+        let info = routes.info();
+        assert_eq!(info.len(), 1);
+        assert_eq!(info[0].path, "/x");
+        assert_eq!(
+            info[0].methods,
+            vec![Method::GET, Method::HEAD, Method::POST]
+        );
+        assert!(info[0].quiet);
+
+        let doc = serde_json::to_value(routes.openapi()).expect("serializes");
+        let item = &doc["paths"]["/x"];
+        assert_eq!(item["get"]["operationId"], "t_hello");
+        assert_eq!(item["get"]["tags"][0], "T");
+        assert_eq!(item["post"]["operationId"], "t_accept");
+        assert!(item["delete"].is_null());
+    }
+}

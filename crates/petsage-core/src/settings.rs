@@ -1,0 +1,57 @@
+//! Parsers for setting values, shared by the app, platform crates and
+//! features, so every bad value is explained the same way.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+/// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    const EXPECTED: &str = "expected a duration such as 500ms, 2s or 2 (seconds)";
+    let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
+        (ms, 1e-3)
+    } else {
+        (value.strip_suffix('s').unwrap_or(value), 1.0)
+    };
+    let number: f64 = number.trim().parse().map_err(|_| EXPECTED.to_owned())?;
+    Duration::try_from_secs_f64(number * scale).map_err(|_| EXPECTED.to_owned())
+}
+
+/// `true` or `false`.
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("expected true or false".to_owned()),
+    }
+}
+
+/// A whole number of at least 1.
+pub fn parse_count(value: &str) -> Result<NonZeroUsize, String> {
+    value
+        .parse()
+        .map_err(|_| "expected a whole number of at least 1".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units_or_seconds() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        for bad in ["", "soon", "-1s", "1h", "ms"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn counts_and_bools_are_strict() {
+        assert_eq!(parse_count("3").map(NonZeroUsize::get), Ok(3));
+        assert!(parse_count("0").is_err());
+        assert_eq!(parse_bool("false"), Ok(false));
+        assert!(parse_bool("yes").is_err());
+    }
+}

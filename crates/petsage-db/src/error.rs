@@ -1,0 +1,93 @@
+//! Database failures as HTTP answers: an unreachable or saturated database is
+//! a `503` with `Retry-After`, never a hang and never a `500`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use petsage_core::Problem;
+
+/// A handler's error: a problem of its own making, or a database failure.
+#[derive(Debug)]
+pub enum Error {
+    /// An answer the handler chose (404, 422, …).
+    Problem(Problem),
+    /// A database failure, answered by [`problem`].
+    Database(sqlx::Error),
+}
+
+impl From<Problem> for Error {
+    fn from(problem: Problem) -> Self {
+        Self::Problem(problem)
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        Self::Database(err)
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Problem(problem) => problem.fmt(f),
+            Self::Database(err) => write!(f, "database: {err}"),
+        }
+    }
+}
+
+impl ResponseError for Error {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status_code()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        self.problem().to_response()
+    }
+}
+
+impl Error {
+    fn problem(&self) -> Problem {
+        match self {
+            Self::Problem(problem) => problem.clone(),
+            Self::Database(err) => problem(err),
+        }
+    }
+}
+
+/// The problem for a database failure: `503` with `Retry-After: 1` when the
+/// database is unreachable, busy or out of connections; `500` otherwise.
+/// Either way the cause goes to the log, never to the client.
+pub fn problem(err: &sqlx::Error) -> Problem {
+    if is_unavailable(err) {
+        log::warn!("database unavailable: {err}");
+        Problem::unavailable("the database is unavailable; retry shortly", 1)
+    } else {
+        log::error!("database error: {err}");
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the server could not complete this request",
+        )
+    }
+}
+
+fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::BeginFailed => true,
+        sqlx::Error::Database(db) => {
+            // SQLite: busy or locked. PostgreSQL: shutting down, cannot connect now,
+            // too many connections, serialization failure, deadlock.
+            let code = db.code().unwrap_or_default();
+            matches!(
+                code.as_ref(),
+                "5" | "6" | "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01"
+            ) || code.starts_with("08")
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,322 @@
+//! PetSage's database platform: the one pool every feature that asks shares,
+//! its settings, each feature's embedded migrations, the `database` health
+//! check, and the mapping of database failures to problems.
+//!
+//! The database is embedded SQLite (a file in `--data-dir`) unless
+//! `--database-url` names PostgreSQL. Features write their queries once, with
+//! `$1`-style placeholders, against sqlx's `Any` driver, and ship one set of
+//! migrations per backend (`migrations/sqlite/`, `migrations/postgres/`).
+//! Nothing here opens a connection or creates a file until a feature asks for
+//! the database and the app runs the start steps.
+
+mod error;
+mod settings;
+pub mod testing;
+
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use log::info;
+use petsage_core::{Context, HealthCheck};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor as _};
+
+pub use error::{Error, problem};
+pub use settings::{DatabaseSettings, DatabaseUrl};
+pub use sqlx::AnyPool as Pool;
+
+/// Embeds the calling crate's migrations: `migrations/sqlite/` and `migrations/postgres/`.
+#[macro_export]
+macro_rules! migrations {
+    () => {
+        $crate::Migrations::new(
+            ::sqlx::migrate!("migrations/sqlite"),
+            ::sqlx::migrate!("migrations/postgres"),
+        )
+    };
+}
+
+/// Which database the URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite: a file, no server.
+    Sqlite,
+    /// PostgreSQL: a server, shared by every instance.
+    Postgres,
+}
+
+/// One feature's migrations, one set per backend, embedded in the binary.
+pub struct Migrations {
+    sqlite: Migrator,
+    postgres: Migrator,
+}
+
+impl Migrations {
+    /// The SQLite and PostgreSQL migrations of one feature (use [`migrations!`]).
+    pub fn new(sqlite: Migrator, postgres: Migrator) -> Self {
+        Self { sqlite, postgres }
+    }
+
+    fn take(self, backend: Backend) -> Migrator {
+        match backend {
+            Backend::Sqlite => self.sqlite,
+            Backend::Postgres => self.postgres,
+        }
+    }
+}
+
+/// The database a feature reads and writes: a handle on the shared pool.
+#[derive(Clone)]
+pub struct Database {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: AnyPool,
+    backend: Backend,
+    settings: DatabaseSettings,
+    /// Tables of migrations already added, by feature: a feature's tables are its own.
+    features: Mutex<Vec<&'static str>>,
+}
+
+impl Database {
+    /// The database, shared by every feature that asks, set up on the first ask.
+    ///
+    /// The first ask adds the `database` health check (critical), a start step
+    /// that connects (creating the SQLite file and its folder) and a stop step
+    /// that closes the pool. Settings come from the [`DatabaseSettings`] the app
+    /// put in the context, or the defaults.
+    pub fn from_context(ctx: &mut Context) -> Result<Self, String> {
+        if let Some(db) = ctx.get::<Database>() {
+            return Ok(db.clone());
+        }
+        let settings = match ctx.get::<DatabaseSettings>() {
+            Some(settings) => settings.clone(),
+            None => DatabaseSettings::default(),
+        };
+        let db = Self::lazy(settings)?;
+        ctx.add_health_check(db.health_check());
+        let started = db.clone();
+        ctx.on_start("database: connect", move || async move {
+            started.connect().await
+        });
+        let stopped = db.clone();
+        ctx.on_stop("database: close the pool", move || async move {
+            stopped.close().await;
+        });
+        ctx.insert(db.clone());
+        Ok(db)
+    }
+
+    /// A pool for `settings` that opens nothing until first used.
+    fn lazy(settings: DatabaseSettings) -> Result<Self, String> {
+        sqlx::any::install_default_drivers();
+        let url = settings.url();
+        let backend = url.backend();
+        let options: AnyConnectOptions = url
+            .as_str()
+            .parse()
+            .map_err(|err| format!("database URL: {err}"))?;
+        let pool_options = AnyPoolOptions::new()
+            .max_connections(settings.database_max_connections)
+            .acquire_timeout(settings.database_acquire_timeout)
+            // Keep no connection longer than the server may: a restarted or
+            // failed-over PostgreSQL is picked up without a restart.
+            .idle_timeout(Duration::from_secs(60))
+            .max_lifetime(Duration::from_secs(30 * 60));
+        let pool_options = match backend {
+            Backend::Sqlite => pool_options.after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(SQLITE_PRAGMAS).await?;
+                    Ok(())
+                })
+            }),
+            Backend::Postgres => pool_options,
+        };
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool: pool_options.connect_lazy_with(options),
+                backend,
+                settings,
+                features: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The connection pool, for queries (`sqlx::query(..).fetch_one(db.pool())`).
+    pub fn pool(&self) -> &AnyPool {
+        &self.inner.pool
+    }
+
+    /// Which backend the URL names.
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The settings the pool was made with.
+    pub fn settings(&self) -> &DatabaseSettings {
+        &self.inner.settings
+    }
+
+    /// Adds a start step that applies the feature's `migrations` (or, with
+    /// `--migrate false`, checks they are applied). Call it from `Feature::build`.
+    ///
+    /// Each feature keeps its own record of applied migrations
+    /// (`_petsage_migrations_<feature>`), so features version their tables independently.
+    pub fn migrate(&self, ctx: &mut Context, migrations: Migrations) -> Result<(), String> {
+        let feature = ctx.feature();
+        if feature.is_empty() {
+            return Err("migrations belong to a feature: call migrate from Feature::build".into());
+        }
+        {
+            let mut features = self
+                .inner
+                .features
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if features.contains(&feature) {
+                return Err("its migrations are added twice".into());
+            }
+            features.push(feature);
+        }
+        let mut migrator = migrations.take(self.backend());
+        migrator.dangerous_set_table_name(migrations_table(feature));
+        let db = self.clone();
+        let apply = self.inner.settings.migrate;
+        let label = if apply {
+            "apply migrations"
+        } else {
+            "check migrations"
+        };
+        ctx.on_start(label, move || async move {
+            if apply {
+                db.apply(&migrator).await
+            } else {
+                db.check_current(&migrator).await
+            }
+        });
+        Ok(())
+    }
+
+    async fn connect(&self) -> Result<(), String> {
+        if let (Backend::Sqlite, Some(dir)) = (self.backend(), self.settings().sqlite_dir()) {
+            std::fs::create_dir_all(&dir)
+                .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        }
+        ping(self.pool())
+            .await
+            .map_err(|err| format!("cannot reach {}: {err}", self.settings().url().redacted()))?;
+        info!(
+            "database: connected to {} (pool of at most {}, acquire timeout {} ms)",
+            self.settings().url().redacted(),
+            self.settings().database_max_connections,
+            self.settings().database_acquire_timeout.as_millis()
+        );
+        Ok(())
+    }
+
+    async fn apply(&self, migrator: &Migrator) -> Result<(), String> {
+        let before = self.applied(migrator).await.unwrap_or_default();
+        migrator.run(self.pool()).await.map_err(|err| {
+            let mut line = err.to_string();
+            if let Some(source) = std::error::Error::source(&err) {
+                let _ = write!(line, ": {source}");
+            }
+            line.replace('\n', " ")
+        })?;
+        let applied: Vec<i64> = migrator
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !before.contains(v))
+            .collect();
+        info!(
+            "migrations in {}: {} applied now, {} already",
+            migrator.table_name,
+            applied.len(),
+            before.len()
+        );
+        Ok(())
+    }
+
+    /// The versions recorded as applied in the migrator's table (none if it does not exist).
+    async fn applied(&self, migrator: &Migrator) -> Result<Vec<i64>, sqlx::Error> {
+        let exists = match self.backend() {
+            Backend::Sqlite => {
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = $1"
+            }
+            Backend::Postgres => {
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = $1 AND table_schema = current_schema()"
+            }
+        };
+        let count: i64 = sqlx::query_scalar(exists)
+            .bind(migrator.table_name.as_ref())
+            .fetch_one(self.pool())
+            .await?;
+        if count == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT version FROM {} WHERE success ORDER BY version",
+            migrator.table_name
+        );
+        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(self.pool())
+            .await
+    }
+
+    async fn check_current(&self, migrator: &Migrator) -> Result<(), String> {
+        let applied = self
+            .applied(migrator)
+            .await
+            .map_err(|err| format!("cannot read {}: {err}", migrator.table_name))?;
+        let missing: Vec<String> = migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| format!("{} ({})", m.version, m.description))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "the schema is not current (--migrate false): migrations {} are not applied; run `petsage-app migrate` first",
+                missing.join(", ")
+            ))
+        }
+    }
+
+    /// The critical `database` check: one cheap round trip.
+    fn health_check(&self) -> HealthCheck {
+        let pool = self.pool().clone();
+        HealthCheck::critical("database", move || {
+            let pool = pool.clone();
+            async move { ping(&pool).await.map_err(|err| err.to_string()) }
+        })
+    }
+
+    async fn close(&self) {
+        let closing = self.pool().close();
+        if actix_web::rt::time::timeout(Duration::from_secs(5), closing)
+            .await
+            .is_err()
+        {
+            log::warn!("database: the pool did not close within 5 s");
+        }
+    }
+}
+
+/// What every SQLite connection is set up with (see docs/architecture.md, Database):
+/// WAL lets readers run beside the one writer; `synchronous = FULL` syncs the
+/// WAL at every commit, so an acknowledged write survives `kill -9` and power
+/// loss; a writer waits up to 5 s for the lock instead of failing at once.
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+
+async fn ping(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    pool.execute("SELECT 1").await.map(drop)
+}
+
+/// Each feature's record of applied migrations.
+fn migrations_table(feature: &str) -> String {
+    format!("_petsage_migrations_{}", feature.replace('-', "_"))
+}

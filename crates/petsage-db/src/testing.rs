@@ -1,0 +1,132 @@
+//! Databases for tests: a fresh SQLite file, or a fresh PostgreSQL database
+//! created on the server at `PETSAGE_TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and dropped afterwards.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use petsage_core::Context;
+use sqlx::{Connection as _, Executor as _};
+
+use crate::{DatabaseSettings, DatabaseUrl};
+
+/// The server tests create their databases on.
+pub const DEFAULT_POSTGRES_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A database of one test's own, removed when dropped.
+pub struct TestDatabase {
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Dir(PathBuf),
+    Postgres { admin: String, name: String },
+}
+
+fn unique(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+impl TestDatabase {
+    /// A SQLite file in a fresh temporary folder.
+    pub fn sqlite() -> Self {
+        let dir = std::env::temp_dir().join(unique("petsage_test"));
+        let url = format!("sqlite://{}/test.db?mode=rwc", dir.display());
+        Self {
+            url,
+            cleanup: Cleanup::Dir(dir),
+        }
+    }
+
+    /// A new, empty PostgreSQL database; panics with the way to get a server if none answers.
+    pub fn postgres() -> Self {
+        let admin = postgres_admin_url();
+        let name = unique("petsage_test");
+        let url = match admin.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("PETSAGE_TEST_POSTGRES_URL has no database part: {admin}"),
+        };
+        admin_sql(&admin, &format!("CREATE DATABASE {name}")).unwrap_or_else(|err| {
+            panic!(
+                "cannot create a test database on {admin}: {err}\n\
+                 start PostgreSQL (cargo xtask ci does) or set PETSAGE_TEST_POSTGRES_URL"
+            )
+        });
+        Self {
+            url,
+            cleanup: Cleanup::Postgres { admin, name },
+        }
+    }
+
+    /// The database's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Settings that point at this database.
+    pub fn settings(&self) -> DatabaseSettings {
+        DatabaseSettings {
+            database_url: Some(DatabaseUrl::parse(&self.url).unwrap_or_else(|e| panic!("{e}"))),
+            ..DatabaseSettings::default()
+        }
+    }
+
+    /// A context holding this database's settings, as the app would build it.
+    pub fn context(&self) -> Context {
+        let mut ctx = Context::new();
+        ctx.insert(self.settings());
+        ctx
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Postgres { admin, name } => {
+                let _ = admin_sql(
+                    admin,
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                );
+            }
+        }
+    }
+}
+
+/// The URL of the server tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PETSAGE_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_POSTGRES_URL.to_owned())
+}
+
+/// Runs one statement on `url`, on a thread and runtime of its own, so it
+/// works from inside an async test and from `Drop`.
+pub fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    std::thread::spawn(move || {
+        let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let mut conn = sqlx::PgConnection::connect(&url)
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.execute(sqlx::AssertSqlSafe(sql))
+                .await
+                .map_err(|e| e.to_string())?;
+            let _ = conn.close().await;
+            Ok(())
+        })
+    })
+    .join()
+    .map_err(|_| "the admin thread panicked".to_owned())?
+}
