@@ -15,10 +15,16 @@ pub use ureq::http::{Method, StatusCode};
 pub mod faults;
 pub mod lb;
 
-/// The features the test app serves: PetSage's own, plus the test-only ones
-/// unless `PETSAGE_TEST_FAULTS=off` (then it serves exactly what `petsage-app` does).
+/// The features the test app serves: PetSage's own; the generated `notes`
+/// feature (a database-backed resource, rendered from the generator's
+/// templates) unless `PETSAGE_TEST_NOTES=off`; and the test-only faults
+/// unless `PETSAGE_TEST_FAULTS=off`. With both off it serves exactly what
+/// `petsage-app` does.
 pub fn features() -> petsage_app::Features {
     let mut features = petsage_app::features();
+    if std::env::var("PETSAGE_TEST_NOTES").as_deref() != Ok("off") {
+        features.push(petsage_core::register::<petsage_notes::Notes>());
+    }
     if std::env::var("PETSAGE_TEST_FAULTS").as_deref() != Ok("off") {
         features.push(petsage_core::register::<faults::Faults>());
     }
@@ -50,6 +56,7 @@ pub struct Server {
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
+    _scratch: Option<Scratch>,
 }
 
 /// A response as the tests see it: status, headers and the whole body.
@@ -79,6 +86,38 @@ impl Reply {
 /// Builds and starts a [`Server`] from a binary path.
 pub struct ServerBuilder {
     command: Command,
+    /// The data folder made for this server alone, removed when it ends.
+    scratch: Option<Scratch>,
+    wait_ready: bool,
+}
+
+/// What the app logs once every start step is done and readiness turns 200.
+pub const READY_LINE: &str = "ready: every start step is done";
+
+/// A folder of one test's own under the system's temporary folder, removed when dropped.
+pub struct Scratch(std::path::PathBuf);
+
+impl Scratch {
+    /// A new, empty folder.
+    pub fn new(label: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("petsage-{label}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch folder");
+        Self(dir)
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl ServerBuilder {
@@ -91,6 +130,13 @@ impl ServerBuilder {
     /// Adds a command-line argument.
     pub fn arg(mut self, arg: &str) -> Self {
         self.command.arg(arg);
+        self
+    }
+
+    /// Keeps the server's SQLite database in `dir` (by default a fresh folder of its own).
+    pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
+        self.command.env("PETSAGE_DATA_DIR", dir);
+        self.scratch = None;
         self
     }
 
@@ -129,12 +175,24 @@ impl ServerBuilder {
                 );
             }
         };
-        Server {
+        let server = Server {
             child,
             addr,
             log,
             agent: agent(Duration::from_secs(10)),
+            _scratch: self.scratch,
+        };
+        if self.wait_ready {
+            server.wait_for_log(READY_LINE, START_TIMEOUT);
         }
+        server
+    }
+
+    /// Returns as soon as the server listens, before its start steps are done
+    /// (by default `start` waits until it logs that it is ready).
+    pub fn no_wait_ready(mut self) -> Self {
+        self.wait_ready = false;
+        self
     }
 }
 
@@ -159,15 +217,23 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 }
 
 impl Server {
-    /// A builder for `binary` listening on `127.0.0.1:0` with `info` logging.
+    /// A builder for `binary` listening on `127.0.0.1:0` with `info` logging
+    /// and a data folder of its own.
     pub fn builder(binary: &str) -> ServerBuilder {
+        let scratch = Scratch::new("data");
         let mut command = Command::new(binary);
         command
             .env("PETSAGE_BIND", "127.0.0.1:0")
             .env("PETSAGE_WORKERS", "2")
             .env("RUST_LOG", "info")
-            .env_remove("PETSAGE_DOCS");
-        ServerBuilder { command }
+            .env("PETSAGE_DATA_DIR", scratch.path())
+            .env_remove("PETSAGE_DOCS")
+            .env_remove("PETSAGE_DATABASE_URL");
+        ServerBuilder {
+            command,
+            scratch: Some(scratch),
+            wait_ready: true,
+        }
     }
 
     /// The address the server listens on.

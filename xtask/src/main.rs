@@ -20,9 +20,13 @@ tasks:
   soak [--secs N]
           the load and rolling-restart scenarios for N seconds each (default 300)
   new-feature <name> [--dry-run]
-          create crates/petsage-<name> (a working feature: model, list and get
-          endpoints, OpenAPI, tests) and register it in the app; --dry-run
-          prints the files and edits without writing anything
+          create crates/petsage-<name> (a feature that stores items in the
+          database: model, migrations, create/list/get/replace/delete endpoints,
+          OpenAPI, tests on SQLite and PostgreSQL) and register it in the app;
+          --dry-run prints the files and edits without writing anything
+  fixture
+          render the feature templates into tests/notes, the feature the test
+          suite serves (a test fails when it is stale)
 ";
 
 /// Tools the ignored-by-default tests need, and the Debian packages that bring them.
@@ -41,6 +45,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("new-feature") => return new_feature_cmd(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("fixture") => workspace_root().and_then(|root| new_feature::refresh_fixture(&root)),
         Some("bench") => bench::Options::parse(&args[1..])
             .and_then(|options| bench::run(&workspace_root()?, &options)),
         Some("-h" | "--help" | "help") | None => {

@@ -9,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The templates: (path inside the new crate, text).
-const TEMPLATES: &[(&str, &str)] = &[
+pub(crate) const TEMPLATES: &[(&str, &str)] = &[
     (
         "Cargo.toml",
         include_str!("../templates/feature/Cargo.toml.tmpl"),
@@ -23,8 +23,24 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../templates/feature/src/model.rs.tmpl"),
     ),
     (
+        "src/store.rs",
+        include_str!("../templates/feature/src/store.rs.tmpl"),
+    ),
+    (
         "src/routes.rs",
         include_str!("../templates/feature/src/routes.rs.tmpl"),
+    ),
+    (
+        "migrations/sqlite/1_create_table.sql",
+        include_str!("../templates/feature/migrations/sqlite/1_create_table.sql.tmpl"),
+    ),
+    (
+        "migrations/postgres/1_create_table.sql",
+        include_str!("../templates/feature/migrations/postgres/1_create_table.sql.tmpl"),
+    ),
+    (
+        "tests/api.rs",
+        include_str!("../templates/feature/tests/api.rs.tmpl"),
     ),
 ];
 
@@ -62,6 +78,8 @@ struct Names {
     crate_ident: String,
     /// `pet_profiles`
     ident: String,
+    /// `PET_PROFILES`
+    upper_ident: String,
     /// `PetProfiles`
     type_name: String,
     /// `Pet Profiles`
@@ -85,6 +103,7 @@ impl Names {
             krate: format!("petsage-{name}"),
             crate_ident: format!("petsage_{}", words.join("_")),
             ident: words.join("_"),
+            upper_ident: words.join("_").to_uppercase(),
             type_name: capitalized.concat(),
             title: capitalized.join(" "),
         }
@@ -94,6 +113,8 @@ impl Names {
         template
             .replace("{{name}}", &self.name)
             .replace("{{crate}}", &self.krate)
+            .replace("{{crate_ident}}", &self.crate_ident)
+            .replace("{{IDENT}}", &self.upper_ident)
             .replace("{{ident}}", &self.ident)
             .replace("{{Type}}", &self.type_name)
             .replace("{{title_lower}}", &self.title.to_lowercase())
@@ -173,9 +194,11 @@ pub(crate) fn run(root: &Path, name: &str, dry_run: bool) -> Result<(), Error> {
     apply(&changes, &crate_dir).map_err(Error::Failed)?;
     print!(
         "added feature {name}:\n{report}\nnext:\n  \
-         1. edit crates/{krate}/src/model.rs (the data) and crates/{krate}/src/routes.rs (the handlers)\n  \
-         2. cargo test -p {krate}\n  \
-         3. cargo run -p petsage-app, then open http://127.0.0.1:8080/docs/ (tag {title:?})\n  \
+         1. shape the data in crates/{krate}/src/model.rs, the table in migrations/ (one\n     \
+            folder per database), the queries in src/store.rs, the handlers in src/routes.rs\n  \
+         2. cargo test -p {krate} (add -- --include-ignored to run the PostgreSQL tests too)\n  \
+         3. cargo run -p petsage-app, then open http://127.0.0.1:8080/docs/ (tag {title:?});\n     \
+            it stores in ./data/petsage.db, or in PETSAGE_DATABASE_URL=postgres://…\n  \
          4. cargo xtask ci before you push\n",
         krate = names.krate,
         title = names.title,
@@ -183,24 +206,36 @@ pub(crate) fn run(root: &Path, name: &str, dry_run: bool) -> Result<(), Error> {
     Ok(())
 }
 
+/// The new crate's files, rendered and formatted, as (path inside the crate, text).
+pub(crate) fn render_crate(name: &str) -> Result<Vec<(&'static str, String)>, String> {
+    let names = Names::new(name);
+    TEMPLATES
+        .iter()
+        .map(|(path, template)| {
+            let mut text = names.render(template);
+            if text.contains("{{") {
+                return Err(format!(
+                    "template {path} has a placeholder this xtask does not fill"
+                ));
+            }
+            if path.ends_with(".rs") {
+                // Names of any length wrap differently: let rustfmt lay the code out.
+                text = rustfmt(&text).map_err(|e| format!("rustfmt on {path}: {e}"))?;
+            }
+            Ok((*path, text))
+        })
+        .collect()
+}
+
 fn plan(root: &Path, names: &Names, crate_dir: &Path) -> Result<Vec<Change>, Error> {
-    let mut changes = Vec::new();
-    for (path, template) in TEMPLATES {
-        let mut text = names.render(template);
-        if text.contains("{{") {
-            return Err(Error::Failed(format!(
-                "template {path} has a placeholder this xtask does not fill"
-            )));
-        }
-        if path.ends_with(".rs") {
-            // Names of any length wrap differently: let rustfmt lay the code out.
-            text = rustfmt(&text).map_err(|e| Error::Failed(format!("rustfmt on {path}: {e}")))?;
-        }
-        changes.push(Change::Create {
+    let mut changes: Vec<Change> = render_crate(&names.name)
+        .map_err(Error::Failed)?
+        .into_iter()
+        .map(|(path, text)| Change::Create {
             path: crate_dir.join(path),
             text,
-        });
-    }
+        })
+        .collect();
 
     let workspace_line = format!(
         "{} = {{ path = \"crates/{}\" }}\n",
@@ -283,7 +318,7 @@ fn edit_after_last(
     })
 }
 
-/// Adds `Box::new(petsage_<name>::<Type>),` above the marker in the app's feature list.
+/// Adds `petsage_core::register::<petsage_<name>::<Type>>(),` above the marker in the app's feature list.
 fn register(root: &Path, names: &Names) -> Result<Change, Error> {
     let file = "crates/petsage-app/src/lib.rs";
     let path = root.join(file);
@@ -297,7 +332,7 @@ fn register(root: &Path, names: &Names) -> Result<Change, Error> {
     let line_start = before[..marker].rfind('\n').map_or(0, |i| i + 1);
     let indent = &before[line_start..marker];
     let line = format!(
-        "{indent}Box::new({}::{}),\n",
+        "{indent}petsage_core::register::<{}::{}>(),\n",
         names.crate_ident, names.type_name
     );
     let mut after = before.clone();
@@ -340,6 +375,26 @@ fn apply(changes: &[Change], crate_dir: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The feature the main test suite serves: `cargo xtask new-feature`'s output,
+/// kept in `tests/notes/` so the platform is exercised by main's own tests.
+pub(crate) const FIXTURE: (&str, &str) = ("notes", "tests/notes");
+
+/// `cargo xtask fixture`: renders the templates again into the fixture folder.
+pub(crate) fn refresh_fixture(root: &Path) -> Result<(), String> {
+    let (name, dir) = FIXTURE;
+    let dir = root.join(dir);
+    for (path, text) in render_crate(name)? {
+        let path = dir.join(path);
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)
+                .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        }
+        fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    println!("rendered feature {name:?} into {}", rel(root, &dir));
+    Ok(())
+}
+
 fn rel(root: &Path, path: &Path) -> String {
     path.strip_prefix(root)
         .unwrap_or(path)
@@ -376,6 +431,20 @@ mod tests {
             names.render("{{Type}}Item at /{{name}}/{id}"),
             "PetProfilesItem at /pet-profiles/{id}"
         );
+    }
+
+    #[test]
+    fn the_test_suites_feature_is_what_the_templates_render() {
+        let (name, dir) = FIXTURE;
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
+        for (path, text) in render_crate(name).expect("renders") {
+            let committed = fs::read_to_string(dir.join(path)).unwrap_or_default();
+            assert!(
+                committed == text,
+                "{path} in {} differs from the templates: run `cargo xtask fixture`",
+                dir.display()
+            );
+        }
     }
 
     #[test]

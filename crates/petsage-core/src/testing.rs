@@ -34,7 +34,7 @@ pub fn app(
         Response = actix_web::dev::ServiceResponse,
         Error = actix_web::Error,
         InitError = (),
-    >,
+    > + use<>,
 > {
     feature
         .routes()

@@ -1,0 +1,106 @@
+//! PetSage's Notes feature: notes stored in the database and
+//! served under `/api/v1/notes`.
+//!
+//! Four files: `model.rs` holds what a client sends and sees, `store.rs` the
+//! queries, `routes.rs` the handlers (each documented by its
+//! `#[utoipa::path]`), and this file the settings and the wiring. The tables
+//! are created by `migrations/`, one folder per database.
+
+mod model;
+mod routes;
+mod store;
+
+pub use model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
+
+use actix_web::web::Data;
+use petsage_core::{Context, Feature, Routes, route};
+use petsage_db::Database;
+use utoipa::OpenApi;
+
+use crate::store::Store;
+
+/// The Notes feature's settings: `--notes-…` flags, `PETSAGE_NOTES_…` variables.
+#[derive(Debug, Clone, clap::Args)]
+pub struct NotesSettings {
+    /// Items in a list page when the request names no limit (1 to 200).
+    #[arg(
+        long = "notes-default-limit",
+        env = "PETSAGE_NOTES_DEFAULT_LIMIT",
+        value_name = "N",
+        default_value = "50",
+        value_parser = clap::value_parser!(u32).range(1..=200)
+    )]
+    pub default_limit: u32,
+}
+
+/// The Notes feature's tags; its paths and schemas come from its routes.
+#[derive(OpenApi)]
+#[openapi(tags((name = "Notes", description = "Notes: create, list, fetch, replace and delete.")))]
+struct NotesApi;
+
+/// The Notes feature, as registered in the app's feature list.
+pub struct Notes {
+    store: Store,
+}
+
+impl Feature for Notes {
+    const NAME: &'static str = "notes";
+    type Settings = NotesSettings;
+
+    fn build(settings: NotesSettings, ctx: &mut Context) -> Result<Self, String> {
+        let db = Database::from_context(ctx)?;
+        db.migrate(ctx, petsage_db::migrations!())?;
+        Ok(Self {
+            store: Store::new(db, settings.default_limit),
+        })
+    }
+
+    fn routes(&self) -> Routes {
+        Routes::new()
+            .data(Data::new(self.store.clone()))
+            .route(route!(routes::list))
+            .route(route!(routes::create))
+            .route(route!(routes::get))
+            .route(route!(routes::replace))
+            .route(route!(routes::delete))
+    }
+
+    fn openapi(&self) -> utoipa::openapi::OpenApi {
+        NotesApi::openapi()
+    }
+
+    // The database check comes with the database. A check of the feature's
+    // own goes here; readiness runs it on its schedule, under a timeout:
+    //
+    // fn health_checks(&self) -> Vec<petsage_core::HealthCheck> {
+    //     let store = self.store.clone();
+    //     vec![petsage_core::HealthCheck::non_critical("notes-search-index", move || {
+    //         let store = store.clone();
+    //         async move { store.count().await.map(drop).map_err(|e| e.to_string()) }
+    //     })]
+    // }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use petsage_core::BuiltFeature;
+
+    #[actix_web::test]
+    async fn every_operation_is_tagged_and_named_after_the_feature() {
+        // A pool that is never used opens nothing.
+        let db = Database::from_context(&mut Context::new()).expect("database");
+        let store = Store::new(db, 50);
+        let doc = BuiltFeature::openapi(&Notes { store });
+        let doc = serde_json::to_value(doc).expect("serializes");
+        let paths = doc["paths"].as_object().expect("paths");
+        assert_eq!(paths.len(), 2, "the list path and the item path");
+        for item in paths.values() {
+            for operation in item.as_object().expect("operations").values() {
+                let id = operation["operationId"].as_str().expect("operation id");
+                assert!(id.starts_with("notes_"), "{id}");
+                assert_eq!(operation["tags"][0], "Notes");
+            }
+        }
+    }
+}

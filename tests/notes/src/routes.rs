@@ -1,0 +1,180 @@
+//! The Notes endpoints, with paths relative to the API prefix. Each
+//! handler's `#[utoipa::path]` is both its documentation and where it is
+//! served: `lib.rs` mounts it with `route!`.
+
+use actix_web::http::{StatusCode, header};
+use actix_web::web::{Data, Json, Path, Query};
+use actix_web::{HttpRequest, HttpResponse};
+use petsage_core::{FieldError, JsonBody, Problem};
+use petsage_db::Error;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use crate::model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
+use crate::store::{Store, decode_cursor};
+
+/// Largest page a client may ask for.
+const MAX_LIMIT: u32 = 200;
+
+/// Paging of the list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ListQuery {
+    /// Items per page: 1 to 200 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
+    limit: Option<String>,
+    /// The `next_cursor` of the previous page; absent for the first page.
+    #[param(value_type = Option<String>, pattern = "^[0-9a-f]{1,16}$")]
+    cursor: Option<String>,
+}
+
+fn not_found(id: i64) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, format!("no notes item with id {id}"))
+}
+
+/// Lists notes in a stable order, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/notes",
+    operation_id = "notes_list",
+    tag = "Notes",
+    summary = "List notes",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "A page of items, in id order, and the cursor of the next page.", body = NotesPage),
+        (status = 422, description = "`limit` or `cursor` is not valid.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn list(
+    store: Data<Store>,
+    query: Query<ListQuery>,
+) -> Result<Json<NotesPage>, Error> {
+    let mut errors = Vec::new();
+    let limit = match query.limit.as_deref() {
+        None => store.default_limit(),
+        Some(text) => match text.parse::<u32>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
+            _ => {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("expected a whole number from 1 to {MAX_LIMIT}"),
+                ));
+                0
+            }
+        },
+    };
+    let after = match query.cursor.as_deref() {
+        None => 0,
+        Some(cursor) => decode_cursor(cursor).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "cursor",
+                "expected the next_cursor of a previous page",
+            ));
+            0
+        }),
+    };
+    if !errors.is_empty() {
+        return Err(Problem::unprocessable(errors).into());
+    }
+    Ok(Json(store.list(after, limit).await?))
+}
+
+/// Fetches one notes item by id.
+#[utoipa::path(
+    get,
+    path = "/notes/{id}",
+    operation_id = "notes_get",
+    tag = "Notes",
+    summary = "Fetch one notes item",
+    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    responses(
+        (status = 200, description = "The item.", body = NotesItem),
+        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesItem>, Error> {
+    let id = id.into_inner();
+    Ok(Json(store.get(id).await?.ok_or_else(|| not_found(id))?))
+}
+
+/// Creates a notes item.
+#[utoipa::path(
+    post,
+    path = "/notes",
+    operation_id = "notes_create",
+    tag = "Notes",
+    summary = "Create a notes item",
+    request_body = NotesCreate,
+    responses(
+        (status = 201, description = "Created: the item, with `Location` naming its URL.", body = NotesItem,
+         headers(("Location" = String, description = "The new item's path."))),
+        (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn create(
+    req: HttpRequest,
+    store: Data<Store>,
+    body: JsonBody<NotesCreate>,
+) -> Result<HttpResponse, Error> {
+    let item = store.create(&body.0.name).await?;
+    let location = format!("{}/{}", req.path().trim_end_matches('/'), item.id);
+    Ok(HttpResponse::Created()
+        .insert_header((header::LOCATION, location))
+        .json(item))
+}
+
+/// Replaces a notes item: every field is sent.
+#[utoipa::path(
+    put,
+    path = "/notes/{id}",
+    operation_id = "notes_replace",
+    tag = "Notes",
+    summary = "Replace a notes item",
+    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    request_body = NotesUpdate,
+    responses(
+        (status = 200, description = "Replaced: the item as it is now.", body = NotesItem),
+        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn replace(
+    store: Data<Store>,
+    id: Path<i64>,
+    body: JsonBody<NotesUpdate>,
+) -> Result<Json<NotesItem>, Error> {
+    let id = id.into_inner();
+    let item = store.replace(id, &body.0.name).await?;
+    Ok(Json(item.ok_or_else(|| not_found(id))?))
+}
+
+/// Deletes a notes item.
+#[utoipa::path(
+    delete,
+    path = "/notes/{id}",
+    operation_id = "notes_delete",
+    tag = "Notes",
+    summary = "Delete a notes item",
+    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    responses(
+        (status = 204, description = "Deleted."),
+        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn delete(store: Data<Store>, id: Path<i64>) -> Result<HttpResponse, Error> {
+    let id = id.into_inner();
+    if store.delete(id).await? {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(not_found(id).into())
+    }
+}

@@ -1,0 +1,107 @@
+//! The Notes queries. Written once, with `$1` placeholders, for SQLite
+//! and PostgreSQL alike; the table comes from `migrations/`.
+
+use petsage_db::Database;
+
+use crate::model::{NotesItem, NotesPage};
+
+/// The notes table, as the handlers use it.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: Database,
+    default_limit: u32,
+}
+
+impl Store {
+    pub(crate) fn new(db: Database, default_limit: u32) -> Self {
+        Self { db, default_limit }
+    }
+
+    /// The page size when a request names none.
+    pub(crate) fn default_limit(&self) -> u32 {
+        self.default_limit
+    }
+
+    /// Up to `limit` items with ids above `after`, in id order, and the cursor of the next page.
+    pub(crate) async fn list(&self, after: i64, limit: u32) -> Result<NotesPage, sqlx::Error> {
+        // One more than asked tells whether a next page exists.
+        let mut items: Vec<NotesItem> =
+            sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id > $1 ORDER BY id LIMIT $2"#)
+                .bind(after)
+                .bind(i64::from(limit) + 1)
+                .fetch_all(self.db.pool())
+                .await?;
+        let next_cursor = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|last| encode_cursor(last.id))
+        } else {
+            None
+        };
+        Ok(NotesPage { items, next_cursor })
+    }
+
+    pub(crate) async fn get(&self, id: i64) -> Result<Option<NotesItem>, sqlx::Error> {
+        sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id = $1"#)
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+    }
+
+    pub(crate) async fn create(&self, name: &str) -> Result<NotesItem, sqlx::Error> {
+        sqlx::query_as(r#"INSERT INTO "notes" (name) VALUES ($1) RETURNING id, name"#)
+            .bind(name)
+            .fetch_one(self.db.pool())
+            .await
+    }
+
+    pub(crate) async fn replace(
+        &self,
+        id: i64,
+        name: &str,
+    ) -> Result<Option<NotesItem>, sqlx::Error> {
+        sqlx::query_as(r#"UPDATE "notes" SET name = $1 WHERE id = $2 RETURNING id, name"#)
+            .bind(name)
+            .bind(id)
+            .fetch_optional(self.db.pool())
+            .await
+    }
+
+    /// Whether an item with `id` existed (and is now gone).
+    pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(r#"DELETE FROM "notes" WHERE id = $1"#)
+            .bind(id)
+            .execute(self.db.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+/// A cursor is the last id of a page, in hex: clients pass it back unread.
+pub(crate) fn encode_cursor(id: i64) -> String {
+    format!("{id:x}")
+}
+
+/// The id a cursor stands for; `None` if it is not one of ours.
+pub(crate) fn decode_cursor(cursor: &str) -> Option<i64> {
+    if cursor.is_empty() || cursor.len() > 16 {
+        return None;
+    }
+    let id = u64::from_str_radix(cursor, 16).ok()?;
+    Some(i64::try_from(id).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_what_is_not_ours() {
+        for id in [0, 1, 255, i64::MAX] {
+            assert_eq!(decode_cursor(&encode_cursor(id)), Some(id));
+        }
+        assert_eq!(decode_cursor("ffffffffffffffff"), Some(i64::MAX));
+        for bad in ["", "xyz", "-1", "10000000000000000"] {
+            assert_eq!(decode_cursor(bad), None, "{bad:?}");
+        }
+    }
+}
