@@ -126,20 +126,22 @@ fn health_bodies_carry_no_error_internals_by_default() {
 #[test]
 fn a_closed_stderr_does_not_stop_the_service() {
     let port = petsage_tests::lb::free_port();
+    let data = petsage_tests::Scratch::new("stderr");
     let mut child = Command::new(APP)
         .env("PETSAGE_BIND", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "debug")
+        .env("PETSAGE_DATA_DIR", data.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .expect("starts");
-    // Read until the server is up, then close our end: every later log write fails.
+    // Read until the server is ready, then close our end: every later log write fails.
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
     let up = lines
         .by_ref()
         .map_while(Result::ok)
-        .any(|l| l.contains("listening on http://"));
+        .any(|l| l.contains(petsage_tests::READY_LINE));
     assert!(up, "server never logged its address");
     drop(lines);
 
