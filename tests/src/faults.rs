@@ -14,7 +14,8 @@ use actix_web::rt::time::sleep;
 use actix_web::web::{Json, Path};
 use actix_web::{HttpResponse, http::StatusCode};
 use log::info;
-use petsage_core::{Context, Feature, HealthCheck, NoSettings, Problem, Routes, route};
+use petsage_core::settings::parse_duration;
+use petsage_core::{Context, Feature, HealthCheck, Problem, Routes, route};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -139,11 +140,34 @@ struct FaultsApi;
 /// The test-only feature.
 pub struct Faults;
 
+/// The test feature's settings: `--test-faults-…`, `PETSAGE_TEST_FAULTS_…`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultsSettings {
+    /// Make the feature's start step take this long (to observe the `starting` phase).
+    #[arg(id = "test-faults-start-delay", long = "test-faults-start-delay", env = "PETSAGE_TEST_FAULTS_START_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
+    pub start_delay: Duration,
+
+    /// Make the feature's start step fail with this message.
+    #[arg(
+        id = "test-faults-start-error",
+        long = "test-faults-start-error",
+        env = "PETSAGE_TEST_FAULTS_START_ERROR",
+        value_name = "TEXT"
+    )]
+    pub start_error: Option<String>,
+}
+
 impl Feature for Faults {
     const NAME: &'static str = "test-faults";
-    type Settings = NoSettings;
+    type Settings = FaultsSettings;
 
-    fn build(_: NoSettings, _: &mut Context) -> Result<Self, String> {
+    fn build(settings: FaultsSettings, ctx: &mut Context) -> Result<Self, String> {
+        if !settings.start_delay.is_zero() || settings.start_error.is_some() {
+            ctx.on_start("warm up", move || async move {
+                sleep(settings.start_delay).await;
+                settings.start_error.map_or(Ok(()), Err)
+            });
+        }
         Ok(Self)
     }
 

@@ -14,6 +14,8 @@ pub use ureq::http::{Method, StatusCode};
 
 pub mod faults;
 pub mod lb;
+pub mod load;
+pub mod pg;
 
 /// The features the test app serves: PetSage's own; the generated `notes`
 /// feature (a database-backed resource, rendered from the generator's
@@ -130,6 +132,18 @@ impl ServerBuilder {
     /// Adds a command-line argument.
     pub fn arg(mut self, arg: &str) -> Self {
         self.command.arg(arg);
+        self
+    }
+
+    /// Removes an environment variable from the server's environment.
+    pub fn env_remove(mut self, key: &str) -> Self {
+        self.command.env_remove(key);
+        self
+    }
+
+    /// Runs the server in `dir`.
+    pub fn current_dir(mut self, dir: &std::path::Path) -> Self {
+        self.command.current_dir(dir);
         self
     }
 
@@ -281,12 +295,26 @@ impl Server {
 
     /// `PUT path` with a JSON body.
     pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Reply {
+        self.send_json(Method::PUT, path, body)
+    }
+
+    /// `POST path` with a JSON body.
+    pub fn post_json(&self, path: &str, body: &serde_json::Value) -> Reply {
+        self.send_json(Method::POST, path, body)
+    }
+
+    /// `method path` with a JSON body, read whole.
+    pub fn send_json(&self, method: Method, path: &str, body: &serde_json::Value) -> Reply {
+        let request = ureq::http::Request::builder()
+            .method(method.clone())
+            .uri(self.url(path))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .expect("valid request");
         let mut res = self
             .agent
-            .put(self.url(path))
-            .header("content-type", "application/json")
-            .send(body.to_string())
-            .unwrap_or_else(|err| panic!("PUT {path}: {err}"));
+            .run(request)
+            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
         Reply {
             status: res.status(),
             headers: res.headers().clone(),

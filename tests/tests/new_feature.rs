@@ -125,6 +125,11 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         .expect("a free name");
     let krate = format!("petsage-{name}");
     let ident = name.replace('-', "_");
+    let title: Vec<String> = name
+        .split('-')
+        .map(|word| word[..1].to_uppercase() + &word[1..])
+        .collect();
+    let title = title.join(" ");
 
     // Bad names: exit 2, one line, nothing written.
     for bad in [
@@ -142,8 +147,17 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     // A dry run lists every file and edit and writes nothing.
     let (code, stdout, stderr) = ws.new_feature(&[&name, "--dry-run"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let created = ["Cargo.toml", "src/lib.rs", "src/model.rs", "src/routes.rs"]
-        .map(|file| format!("crates/{krate}/{file}"));
+    let created = [
+        "Cargo.toml",
+        "migrations/postgres/1_create_table.sql",
+        "migrations/sqlite/1_create_table.sql",
+        "src/lib.rs",
+        "src/model.rs",
+        "src/routes.rs",
+        "src/store.rs",
+        "tests/api.rs",
+    ]
+    .map(|file| format!("crates/{krate}/{file}"));
     for file in &created {
         assert!(
             stdout.contains(&format!("create  {file}")),
@@ -212,7 +226,7 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         "refusing an existing feature changed the workspace"
     );
 
-    // As generated, it is formatted, lint-clean and tested.
+    // As generated, it is formatted, lint-clean and tested on SQLite and PostgreSQL.
     ws.assert_ok(&["fmt", "--all", "--check"]);
     ws.assert_ok(&[
         "clippy",
@@ -224,25 +238,129 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         "-D",
         "warnings",
     ]);
-    ws.assert_ok(&["test", "--offline", "-p", &krate]);
-    ws.assert_ok(&["build", "--offline", "-p", "petsage-app"]);
+    ws.assert_ok(&["test", "--offline", "-p", &krate, "--", "--include-ignored"]);
 
-    // And the app serves it, documented under its own tag, beside an unchanged health check.
-    let binary = ws.target.join("debug/petsage-app");
-    let server = Server::builder(binary.to_str().expect("utf-8 path")).start();
-    let list = server.get(&format!("/api/v1/{name}"));
-    assert_eq!(list.status, StatusCode::OK);
+    // A second feature touches one line outside its crate, plus the two manifests.
+    let before_second = snapshot(&ws.root);
+    let (code, _, stderr) = ws.new_feature(&["reminders"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let after_second = snapshot(&ws.root);
+    let outside: Vec<String> = after_second
+        .iter()
+        .filter(|(path, text)| {
+            before_second.get(*path) != Some(*text) && !path.starts_with("crates/petsage-reminders")
+        })
+        .map(|(path, _)| path.display().to_string())
+        .collect();
     assert_eq!(
-        list.json().as_array().map(Vec::len),
-        Some(3),
-        "{}",
-        list.body
+        outside,
+        [
+            "Cargo.toml",
+            "crates/petsage-app/Cargo.toml",
+            "crates/petsage-app/src/lib.rs"
+        ]
     );
-    let one = server.get(&format!("/api/v1/{name}/2"));
+    let app_lib_diff = line_diff(
+        &before_second[Path::new("crates/petsage-app/src/lib.rs")],
+        &after_second[Path::new("crates/petsage-app/src/lib.rs")],
+    );
+    assert_eq!(
+        app_lib_diff,
+        ["petsage_core::register::<petsage_reminders::Reminders>(),"]
+    );
+    ws.assert_ok(&["build", "--offline", "-p", "petsage-app"]);
+    let binary = ws.target.join("debug/petsage-app");
+    let binary = binary.to_str().expect("utf-8 path");
+
+    // Its setting is in --help under its own heading; a bad value exits 2 with one line.
+    let (code, help, _) = petsage_tests::run_to_exit(binary, &["--help"], &[]);
+    assert_eq!(code, Some(0));
+    let heading = format!(
+        "{}{} settings:",
+        name[..1].to_uppercase(),
+        name[1..].replace('-', " ")
+    );
+    let section = help
+        .split(&heading)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no {heading:?} in --help:\n{help}"));
+    let flag = format!("--{name}-default-limit");
+    let env = format!("PETSAGE_{}_DEFAULT_LIMIT", ident.to_uppercase());
+    assert!(section.contains(&flag) && section.contains(&env), "{help}");
+    let (code, _, stderr) = petsage_tests::run_to_exit(binary, &[], &[(&env, "500")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains(&env), "{stderr}");
+
+    // The app serves it on SQLite, and what it stored is there after a restart.
+    let data = petsage_tests::Scratch::new("new-feature");
+    let id = {
+        let server = Server::builder(binary).data_dir(data.path()).start();
+        let id = create_and_read(&server, &name, &ident, &title);
+        let ready = server.get("/api/v1/health/ready").json();
+        assert!(
+            ready["checks"]
+                .as_array()
+                .expect("checks")
+                .iter()
+                .any(|c| c["name"] == "database" && c["status"] == "ok"),
+            "{ready}"
+        );
+        id
+    };
+    let server = Server::builder(binary).data_dir(data.path()).start();
+    let reply = server.get(&format!("/api/v1/{name}/{id}"));
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.json()["name"], "Biscuit");
+    drop(server);
+
+    // And the same binary on PostgreSQL.
+    let db = petsage_db::testing::TestDatabase::postgres();
+    let server = Server::builder(binary)
+        .env("PETSAGE_DATABASE_URL", db.url())
+        .start();
+    create_and_read(&server, &name, &ident, &title);
+    let health = server.get("/api/v1/health");
+    assert_eq!(health.status, StatusCode::OK);
+    assert_eq!(
+        health.json(),
+        serde_json::json!({"status": "ok", "service_name": "PetSage Backend", "version": env!("CARGO_PKG_VERSION")})
+    );
+}
+
+/// The lines of `after` that are not in `before`, trimmed.
+fn line_diff(before: &[u8], after: &[u8]) -> Vec<String> {
+    let before = String::from_utf8_lossy(before);
+    let after = String::from_utf8_lossy(after);
+    let old: Vec<&str> = before.lines().collect();
+    after
+        .lines()
+        .filter(|line| !old.contains(line))
+        .map(|line| line.trim().to_owned())
+        .collect()
+}
+
+/// Creates, lists, replaces and reads an item of feature `name`; checks the
+/// documentation; returns the item's id.
+fn create_and_read(server: &Server, name: &str, ident: &str, title: &str) -> i64 {
+    let created = server.post_json(
+        &format!("/api/v1/{name}"),
+        &serde_json::json!({"name": "Biscuit"}),
+    );
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_i64().expect("an id");
+    assert_eq!(
+        created.header("location"),
+        Some(format!("/api/v1/{name}/{id}").as_str())
+    );
+    let one = server.get(&format!("/api/v1/{name}/{id}"));
     assert_eq!(one.status, StatusCode::OK);
-    assert_eq!(one.json()["id"], 2);
+    assert_eq!(one.json()["name"], "Biscuit");
+    let page = server.get(&format!("/api/v1/{name}?limit=1"));
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.json()["items"].as_array().map(Vec::len), Some(1));
     for missing in [
-        format!("/api/v1/{name}/999"),
+        format!("/api/v1/{name}/999999"),
         format!("/api/v1/{name}/not-a-number"),
     ] {
         let reply = server.get(&missing);
@@ -254,30 +372,28 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         );
     }
     let doc = server.get("/api-docs/openapi.json").json();
-    let title: Vec<String> = name
-        .split('-')
-        .map(|word| word[..1].to_uppercase() + &word[1..])
-        .collect();
-    let title = title.join(" ");
-    for (path, id) in [
-        (format!("/api/v1/{name}"), format!("{ident}_list")),
-        (format!("/api/v1/{name}/{{id}}"), format!("{ident}_get")),
+    for (path, method, id) in [
+        (format!("/api/v1/{name}"), "get", format!("{ident}_list")),
+        (format!("/api/v1/{name}"), "post", format!("{ident}_create")),
+        (
+            format!("/api/v1/{name}/{{id}}"),
+            "get",
+            format!("{ident}_get"),
+        ),
+        (
+            format!("/api/v1/{name}/{{id}}"),
+            "put",
+            format!("{ident}_replace"),
+        ),
+        (
+            format!("/api/v1/{name}/{{id}}"),
+            "delete",
+            format!("{ident}_delete"),
+        ),
     ] {
-        let op = &doc["paths"][&path]["get"];
-        assert_eq!(op["operationId"], id.as_str(), "{path}");
-        assert_eq!(op["tags"], serde_json::json!([&title]), "{path}");
+        let op = &doc["paths"][&path][method];
+        assert_eq!(op["operationId"], id.as_str(), "{method} {path}");
+        assert_eq!(op["tags"], serde_json::json!([title]), "{method} {path}");
     }
-    assert!(
-        doc["tags"]
-            .as_array()
-            .expect("tags")
-            .iter()
-            .any(|t| t["name"] == title)
-    );
-    let health = server.get("/api/v1/health");
-    assert_eq!(health.status, StatusCode::OK);
-    assert_eq!(
-        health.json(),
-        serde_json::json!({"status": "ok", "service_name": "PetSage Backend", "version": env!("CARGO_PKG_VERSION")})
-    );
+    id
 }

@@ -5,25 +5,34 @@
 use std::time::Duration;
 
 use petsage_tests::lb::{Haproxy, free_port, spawn_wrk, wrk_report};
+use petsage_tests::load::{WriteLoad, missing};
 use petsage_tests::{Server, ServerBuilder};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 /// HAProxy checks every second (`inter 1s` in deploy/haproxy/haproxy.cfg).
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-fn instance(bind: &str) -> ServerBuilder {
-    Server::builder(APP)
+fn instance(bind: &str, database_url: Option<&str>) -> ServerBuilder {
+    let builder = Server::builder(APP);
+    let builder = match database_url {
+        Some(url) => builder.env("PETSAGE_DATABASE_URL", url),
+        None => builder,
+    };
+    builder
         .env("PETSAGE_BIND", bind)
         .env("PETSAGE_SHUTDOWN_DELAY", "1500ms")
         .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
 }
 
 /// `n` instances on free ports behind HAProxy, once HAProxy sees them all UP.
-fn cluster(n: usize) -> (Vec<String>, Vec<Server>, Haproxy) {
+fn cluster(n: usize, database_url: Option<&str>) -> (Vec<String>, Vec<Server>, Haproxy) {
     let binds: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
-    let servers = binds.iter().map(|b| instance(b).start()).collect();
+    let servers = binds
+        .iter()
+        .map(|b| instance(b, database_url).start())
+        .collect();
     let lb = Haproxy::start(&binds);
     for i in 1..=n {
         lb.wait_status(&format!("app{i}"), "UP", Duration::from_secs(10));
@@ -35,7 +44,7 @@ fn cluster(n: usize) -> (Vec<String>, Vec<Server>, Haproxy) {
 #[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
 fn rolling_restart_of_three_instances_loses_no_request() {
     let _serial = petsage_tests::one_at_a_time();
-    let (binds, mut servers, lb) = cluster(3);
+    let (binds, mut servers, lb) = cluster(3, None);
 
     // Liveness stays 200 through a drain, so every non-2xx would be a lost request.
     // `cargo xtask soak` lengthens the load and restarts round after round.
@@ -60,7 +69,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
                 "{name} exit {exit:?}:\n{}",
                 servers[i].log()
             );
-            servers[i] = instance(bind).start();
+            servers[i] = instance(bind, None).start();
             lb.wait_status(&name, "UP", Duration::from_secs(10));
             restarts += 1;
         }
@@ -88,10 +97,54 @@ fn rolling_restart_of_three_instances_loses_no_request() {
 #[ignore = "needs haproxy: run by cargo xtask ci"]
 fn killed_instance_is_marked_down_within_two_check_intervals() {
     let _serial = petsage_tests::one_at_a_time();
-    let (_, servers, lb) = cluster(2);
+    let (_, servers, lb) = cluster(2, None);
 
     servers[0].signal("KILL");
     let took = lb.wait_status("app1", "DOWN", CHECK_INTERVAL * 2);
     println!("app1 marked DOWN {took:?} after kill -9");
     assert_eq!(lb.server_status("app2"), "UP");
+}
+
+#[test]
+#[ignore = "needs haproxy and PostgreSQL: run by cargo xtask ci"]
+fn rolling_restart_on_postgres_keeps_every_write() {
+    let _serial = petsage_tests::one_at_a_time();
+    let db = petsage_db::testing::TestDatabase::postgres();
+    let (binds, mut servers, lb) = cluster(3, Some(db.url()));
+
+    // Clients create a note and read it back, through the balancer, for the whole run.
+    let load = WriteLoad::start(&lb.url(""), 8, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_secs(1));
+    for (i, bind) in binds.iter().enumerate() {
+        let name = format!("app{}", i + 1);
+        servers[i].signal("TERM");
+        lb.wait_status(&name, "DOWN", Duration::from_secs(5));
+        let exit = servers[i]
+            .wait_exit(Duration::from_secs(15))
+            .expect("instance exits");
+        assert!(
+            exit.success(),
+            "{name} exit {exit:?}:\n{}",
+            servers[i].log()
+        );
+        servers[i] = instance(bind, Some(db.url())).start();
+        lb.wait_status(&name, "UP", Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let report = load.finish();
+    let lost = missing(&lb.url(""), &report.acknowledged);
+    println!(
+        "rolling restart of 3 on PostgreSQL: {} requests, statuses {:?}, {} transport errors, \
+         {} writes acknowledged, {} found afterwards, {} lost",
+        report.sent,
+        report.statuses,
+        report.transport_errors,
+        report.acknowledged.len(),
+        report.acknowledged.len() - lost.len(),
+        lost.len()
+    );
+    assert!(report.acknowledged.len() > 100, "{report:?}");
+    assert_eq!(report.non_2xx(), 0, "{:?}", report.unexplained);
+    assert_eq!(report.transport_errors, 0, "{report:?}");
+    assert_eq!(lost, Vec::<i64>::new(), "acknowledged writes lost");
 }

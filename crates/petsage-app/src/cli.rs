@@ -57,6 +57,18 @@ fn command(features: &[Registration]) -> Command {
 
 /// Runs the command line against `features`, returning the process exit code.
 pub fn main(features: Vec<Registration>) -> ExitCode {
+    for feature in &features {
+        let misnamed = feature.misnamed_settings();
+        if !misnamed.is_empty() {
+            eprintln!(
+                "petsage-app: feature {name}: settings {} must be named {name}-… (id and flag) and PETSAGE_{}_… (variable)",
+                misnamed.join(", "),
+                feature.name().replace('-', "_").to_uppercase(),
+                name = feature.name(),
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     let command = command(&features);
     let parsed = command
         .clone()

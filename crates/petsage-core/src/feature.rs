@@ -152,7 +152,9 @@ impl Registration {
         (self.build)(matches, ctx)
     }
 
-    /// The settings' flags that break the naming rule (`--<name>-…`, `PETSAGE_<NAME>_…`).
+    /// The settings that break the naming rule: id and flag `<name>-…`, variable
+    /// `PETSAGE_<NAME>_…`. Ids are shared by every feature's settings, so
+    /// unprefixed ones would collide.
     pub fn misnamed_settings(&self) -> Vec<String> {
         let command = self.augment(Command::new("check"));
         let flag_prefix = format!("{}-", self.name);
@@ -160,7 +162,8 @@ impl Registration {
         command
             .get_arguments()
             .filter(|arg| {
-                let long_ok = arg.get_long().is_some_and(|l| l.starts_with(&flag_prefix));
+                let long_ok = arg.get_long().is_some_and(|l| l.starts_with(&flag_prefix))
+                    && arg.get_id().as_str().starts_with(&flag_prefix);
                 let env_ok = arg
                     .get_env()
                     .and_then(|e| e.to_str())
@@ -228,6 +231,19 @@ impl Context {
         let label = self.label(label.into());
         self.starts.push(Step {
             label,
+            run: Box::new(move || Box::pin(step())),
+        });
+    }
+
+    /// Adds a start step of a shared resource (a database): its label is not
+    /// prefixed with the feature that happened to ask for it first.
+    pub fn on_start_shared<F, Fut>(&mut self, label: impl Into<String>, step: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.starts.push(Step {
+            label: label.into(),
             run: Box::new(move || Box::pin(step())),
         });
     }

@@ -21,7 +21,7 @@ use log::info;
 use petsage_core::{Context, HealthCheck};
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
-use sqlx::{AnyPool, Executor as _};
+use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use error::{Error, problem};
 pub use settings::{DatabaseSettings, DatabaseUrl};
@@ -99,7 +99,7 @@ impl Database {
         let db = Self::lazy(settings)?;
         ctx.add_health_check(db.health_check());
         let started = db.clone();
-        ctx.on_start("database: connect", move || async move {
+        ctx.on_start_shared("database: connect", move || async move {
             started.connect().await
         });
         let stopped = db.clone();
@@ -205,9 +205,32 @@ impl Database {
             std::fs::create_dir_all(&dir)
                 .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
         }
-        ping(self.pool())
-            .await
-            .map_err(|err| format!("cannot reach {}: {err}", self.settings().url().redacted()))?;
+        // One connection of its own, so the line names the cause (refused,
+        // unknown host, bad password), not only the pool's timeout.
+        let options: AnyConnectOptions = self
+            .settings()
+            .url()
+            .as_str()
+            .parse()
+            .map_err(|err| format!("database URL: {err}"))?;
+        let reach = async {
+            let mut conn = sqlx::AnyConnection::connect_with(&options).await?;
+            conn.execute("SELECT 1").await?;
+            conn.close().await
+        };
+        let timeout = self.settings().database_acquire_timeout;
+        let unreachable =
+            |why: String| format!("cannot reach {}: {why}", self.settings().url().redacted());
+        match actix_web::rt::time::timeout(timeout, reach).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => return Err(unreachable(err.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {} ms (--database-acquire-timeout)",
+                    timeout.as_millis()
+                )));
+            }
+        }
         info!(
             "database: connected to {} (pool of at most {}, acquire timeout {} ms)",
             self.settings().url().redacted(),

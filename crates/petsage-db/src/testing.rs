@@ -113,18 +113,38 @@ pub fn postgres_admin_url() -> String {
 /// Runs one statement on `url`, on a thread and runtime of its own, so it
 /// works from inside an async test and from `Drop`.
 pub fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
+    on_own_runtime(url, sql, |mut conn, sql| async move {
+        conn.execute(sqlx::AssertSqlSafe(sql)).await?;
+        let _ = conn.close().await;
+        Ok(())
+    })
+}
+
+/// The one number `sql` selects on `url` (`SELECT count(*) …`).
+pub fn query_i64(url: &str, sql: &str) -> Result<i64, String> {
+    on_own_runtime(url, sql, |mut conn, sql| async move {
+        let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await?;
+        let _ = conn.close().await;
+        Ok(value)
+    })
+}
+
+fn on_own_runtime<T, F, Fut>(url: &str, sql: &str, f: F) -> Result<T, String>
+where
+    T: Send + 'static,
+    F: FnOnce(sqlx::PgConnection, String) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+{
     let (url, sql) = (url.to_owned(), sql.to_owned());
     std::thread::spawn(move || {
         let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async move {
-            let mut conn = sqlx::PgConnection::connect(&url)
+            let conn = sqlx::PgConnection::connect(&url)
                 .await
                 .map_err(|e| e.to_string())?;
-            conn.execute(sqlx::AssertSqlSafe(sql))
-                .await
-                .map_err(|e| e.to_string())?;
-            let _ = conn.close().await;
-            Ok(())
+            f(conn, sql).await.map_err(|e| e.to_string())
         })
     })
     .join()

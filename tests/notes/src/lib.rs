@@ -24,6 +24,7 @@ use crate::store::Store;
 pub struct NotesSettings {
     /// Items in a list page when the request names no limit (1 to 200).
     #[arg(
+        id = "notes-default-limit",
         long = "notes-default-limit",
         env = "PETSAGE_NOTES_DEFAULT_LIMIT",
         value_name = "N",
