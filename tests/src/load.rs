@@ -132,7 +132,8 @@ fn record(
             *report.statuses.entry(status).or_default() += 1;
             let retry_after = res.headers().contains_key("retry-after");
             let body = res.body_mut().read_to_string().unwrap_or_default();
-            if !(200..300).contains(&status) && !(status == 503 && retry_after) {
+            let explained = (200..300).contains(&status) || (status == 503 && retry_after);
+            if !explained {
                 report
                     .unexplained
                     .push(format!("{method} {status}: {body}"));
