@@ -59,33 +59,65 @@ impl Options {
     }
 }
 
-/// One server under test, pinned to core 0.
+/// One server under test, pinned to core 0, and the target it is compared with.
 struct Target {
     label: &'static str,
     path: &'static str,
     server: usize,
+    baseline: usize,
 }
+
+/// The note every database row reads: the first one the bench creates.
+const NOTE: &str = "/api/v1/notes/1";
 
 const TARGETS: &[Target] = &[
     Target {
         label: "baseline (bare actix-web)",
         path: "/api/v1/health",
         server: 0,
+        baseline: 0,
     },
     Target {
         label: "/api/v1/health",
         path: "/api/v1/health",
         server: 1,
+        baseline: 0,
     },
     Target {
         label: "/api/v1/health/ready (3 checks)",
         path: "/api/v1/health/ready",
         server: 2,
+        baseline: 0,
     },
     Target {
         label: "/api/v1/health/live",
         path: "/api/v1/health/live",
         server: 1,
+        baseline: 0,
+    },
+    Target {
+        label: "baseline: actix-web + sqlx, same query, SQLite",
+        path: NOTE,
+        server: 3,
+        baseline: 4,
+    },
+    Target {
+        label: "GET /api/v1/notes/{id} (generated feature), SQLite",
+        path: NOTE,
+        server: 4,
+        baseline: 4,
+    },
+    Target {
+        label: "baseline: actix-web + sqlx, same query, PostgreSQL",
+        path: NOTE,
+        server: 5,
+        baseline: 6,
+    },
+    Target {
+        label: "GET /api/v1/notes/{id} (generated feature), PostgreSQL",
+        path: NOTE,
+        server: 6,
+        baseline: 6,
     },
 ];
 
@@ -134,17 +166,51 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
     let test_app = release.join("petsage-test-app");
     let baseline = release.join("petsage-baseline");
 
+    // The database rows read one note through the generated feature (the
+    // test app's `notes`) and through bare actix-web + sqlx, on the same file
+    // or database, with the same query.
+    let sqlite_dir = target_dir(root).join("bench/sqlite");
+    let _ = std::fs::remove_dir_all(&sqlite_dir);
+    let sqlite_dir = sqlite_dir.display().to_string();
+    let sqlite_url = format!("sqlite://{sqlite_dir}/petsage.db?mode=rwc");
+    let postgres = BenchDatabase::create()?;
+    let notes_sqlite = start(
+        &test_app,
+        &[],
+        &[
+            ("PETSAGE_TEST_FAULTS", "off"),
+            ("PETSAGE_DATA_DIR", &sqlite_dir),
+        ],
+    )?;
+    seed_note(notes_sqlite.port)?;
+    let notes_postgres = start(
+        &test_app,
+        &[],
+        &[
+            ("PETSAGE_TEST_FAULTS", "off"),
+            ("PETSAGE_DATABASE_URL", &postgres.url),
+        ],
+    )?;
+    seed_note(notes_postgres.port)?;
+
     let servers = [
         start(&baseline, &[], &[])?,
         start(&app, &[], &[])?,
         start(
             &test_app,
             &[],
-            &[(
-                "PETSAGE_TEST_CHECKS",
-                "db:critical,queue:critical,cache:non-critical",
-            )],
+            &[
+                ("PETSAGE_TEST_NOTES", "off"),
+                (
+                    "PETSAGE_TEST_CHECKS",
+                    "db:critical,queue:critical,cache:non-critical",
+                ),
+            ],
         )?,
+        start(&baseline, &["--database-url", &sqlite_url], &[])?,
+        notes_sqlite,
+        start(&baseline, &["--database-url", &postgres.url], &[])?,
+        notes_postgres,
     ];
     let rss_idle_kb = status_kb(servers[1].child.id(), "VmRSS")?;
 
@@ -168,6 +234,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
     }
     let rss_peak_kb = status_kb(servers[1].child.id(), "VmHWM")?;
     drop(servers);
+    drop(postgres);
 
     eprintln!("bench: {} cold starts", options.starts);
     let mut starts_ms = Vec::new();
@@ -177,9 +244,10 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
 
     let report = Report {
         medians: samples.iter().map(|s| median_sample(s)).collect(),
-        ratios: samples
+        ratios: TARGETS
             .iter()
-            .map(|s| paired_ratios(s, &samples[0]))
+            .zip(&samples)
+            .map(|(target, s)| paired_ratios(s, &samples[target.baseline]))
             .collect(),
         cold_start_ms: median(&mut starts_ms),
         rss_idle_kb,
@@ -241,15 +309,78 @@ fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, S
 
 /// Whether `GET /api/v1/health` on `port` answers 200 (one connection, no client crate).
 fn answers_200(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = b"GET /api/v1/health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-    let mut head = [0u8; 12];
-    stream.write_all(request).is_ok()
-        && stream.read_exact(&mut head).is_ok()
-        && &head[9..12] == b"200"
+    let request = "GET /api/v1/health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    exchange(port, request).is_some_and(|reply| reply.starts_with("HTTP/1.1 200"))
+}
+
+/// Sends a raw request on one connection and reads the whole reply.
+fn exchange(port: u16, request: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
+/// Creates the note the database rows read, and checks both servers will find it at [`NOTE`].
+fn seed_note(port: u16) -> Result<(), String> {
+    let body = r#"{"name":"Biscuit"}"#;
+    let request = format!(
+        "POST /api/v1/notes HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let reply = exchange(port, &request).unwrap_or_default();
+    if reply.starts_with("HTTP/1.1 201") && reply.contains(&format!("location: {NOTE}")) {
+        Ok(())
+    } else {
+        Err(format!("could not create the bench note: {reply}"))
+    }
+}
+
+/// A PostgreSQL database of the bench's own on the test server, dropped afterwards.
+struct BenchDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDatabase {
+    fn create() -> Result<Self, String> {
+        let admin = std::env::var("PETSAGE_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+        let name = format!("petsage_bench_{}", std::process::id());
+        let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
+        let url = format!("{server}/{name}");
+        let db = Self { admin, name, url };
+        db.psql(&format!("DROP DATABASE IF EXISTS {}", db.name))?;
+        db.psql(&format!("CREATE DATABASE {}", db.name))?;
+        Ok(db)
+    }
+
+    fn psql(&self, sql: &str) -> Result<(), String> {
+        let out = Command::new("psql")
+            .args([self.admin.as_str(), "-q", "-c", sql])
+            .output()
+            .map_err(|e| format!("bench needs psql and PostgreSQL at {}: {e}", self.admin))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "psql {sql:?} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        }
+    }
+}
+
+impl Drop for BenchDatabase {
+    fn drop(&mut self) {
+        let _ = self.psql(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ));
+    }
 }
 
 /// Spawn to first 200, in milliseconds.
@@ -522,6 +653,20 @@ impl Report<'_> {
                 ),
                 self.rss_peak_kb <= 16 * 1024,
             ),
+            (
+                format!(
+                    "GET /api/v1/notes/{{id}} on SQLite ≥ 0.90× its baseline req/s: {:.3}×",
+                    self.ratios[5].rps
+                ),
+                self.ratios[5].rps >= 0.90,
+            ),
+            (
+                format!(
+                    "GET /api/v1/notes/{{id}} on PostgreSQL ≥ 0.90× its baseline req/s: {:.3}×",
+                    self.ratios[7].rps
+                ),
+                self.ratios[7].rps >= 0.90,
+            ),
             (format!("zero errors: {errors}"), errors == 0),
         ]
     }
@@ -564,7 +709,7 @@ impl Report<'_> {
         }
         let _ = writeln!(
             md,
-            "\n{} rounds × {} s per target, interleaved in rotating order; ratios are medians of each round's ratio to the same round's baseline; 64 connections; servers on core 0 (1 worker), wrk on core 1. \
+            "\n{} rounds × {} s per target, interleaved in rotating order; ratios are medians of each round's ratio to the same round's baseline (the bare actix-web server for health, bare actix-web + sqlx on the same database for notes); 64 connections; servers on core 0 (1 worker), wrk on core 1. \
              Machine: {} CPUs, load average {}. Revision {}.",
             self.options.rounds,
             self.options.duration,

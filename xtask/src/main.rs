@@ -112,6 +112,7 @@ fn is_workspace_root(dir: &Path) -> bool {
 fn ci() -> Result<(), String> {
     require_tools(TEST_TOOLS)?;
     require_schemathesis()?;
+    require_postgres()?;
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -172,6 +173,39 @@ fn require_schemathesis() -> Result<(), String> {
         return Ok(());
     }
     Err("missing schemathesis; install it with: python3 -m venv .venv && .venv/bin/pip install schemathesis==4.32.5 (or set SCHEMATHESIS)".to_owned())
+}
+
+/// The database tests need a PostgreSQL server to create databases on, and
+/// the server binaries to run clusters of their own.
+fn require_postgres() -> Result<(), String> {
+    let binaries = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .any(|v| v.path().join("bin/pg_ctl").is_file())
+        })
+        .unwrap_or(false);
+    if !binaries {
+        return Err("missing PostgreSQL's server binaries; install them with: sudo apt-get install -y postgresql".to_owned());
+    }
+    let url = std::env::var("PETSAGE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let host_port = url
+        .split('@')
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or("127.0.0.1:5432");
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(host_port)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
+        });
+    if reachable {
+        return Ok(());
+    }
+    Err(format!(
+        "no PostgreSQL answers at {host_port}; start one (.ci/run shows how: pg_ctlcluster <version> main start, trust auth for 127.0.0.1) or set PETSAGE_TEST_POSTGRES_URL"
+    ))
 }
 
 /// Fails with the install command when a tool is not on PATH.

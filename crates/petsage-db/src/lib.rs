@@ -333,7 +333,7 @@ impl Database {
 /// WAL lets readers run beside the one writer; `synchronous = FULL` syncs the
 /// WAL at every commit, so an acknowledged write survives `kill -9` and power
 /// loss; a writer waits up to 5 s for the lock instead of failing at once.
-const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
+pub const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;";
 
 async fn ping(pool: &AnyPool) -> Result<(), sqlx::Error> {
     pool.execute("SELECT 1").await.map(drop)

@@ -1,9 +1,15 @@
 //! The benchmark's baseline: a bare actix-web server answering
 //! `GET /api/v1/health` with the same JSON body as PetSage, and nothing else
-//! (no middleware, no logging, no features). Built with the same release
-//! profile, so `cargo xtask bench` measures what PetSage adds on top of it.
+//! (no middleware, no logging, no features). With `--database-url`, it also
+//! answers `GET /api/v1/notes/{id}` with the generated feature's query run
+//! through the same library (sqlx's `Any` driver, the same pool size and the
+//! same SQLite set-up). Built with the same release profile, so
+//! `cargo xtask bench` measures what PetSage adds on top of it.
 
+use actix_web::web::{Data, Path};
 use actix_web::{App, HttpResponse, HttpServer, web};
+use sqlx::Executor as _;
+use sqlx::any::AnyPoolOptions;
 
 const BODY: &str = concat!(
     r#"{"status":"ok","service_name":"PetSage Backend","version":""#,
@@ -11,22 +17,73 @@ const BODY: &str = concat!(
     r#""}"#
 );
 
+async fn note(pool: Data<sqlx::AnyPool>, id: Path<i64>) -> HttpResponse {
+    let row: Result<Option<(i64, String)>, _> =
+        sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id = $1"#)
+            .bind(id.into_inner())
+            .fetch_optional(pool.get_ref())
+            .await;
+    match row {
+        Ok(Some((id, name))) => {
+            HttpResponse::Ok().json(serde_json::json!({"id": id, "name": name}))
+        }
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(_) => HttpResponse::ServiceUnavailable().finish(),
+    }
+}
+
 fn main() -> std::io::Result<()> {
+    let mut bind = "127.0.0.1:8081".to_owned();
+    let mut database_url = None;
     let mut args = std::env::args().skip(1);
-    let bind = match (args.next().as_deref(), args.next()) {
-        (Some("--bind"), Some(addr)) => addr,
-        _ => "127.0.0.1:8081".to_owned(),
-    };
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--bind", Some(value)) => bind = value,
+            ("--database-url", Some(value)) => database_url = Some(value),
+            _ => {
+                return Err(std::io::Error::other(
+                    "usage: petsage-baseline [--bind ADDR] [--database-url URL]",
+                ));
+            }
+        }
+    }
     actix_web::rt::System::new().block_on(async move {
-        HttpServer::new(|| {
-            App::new().route(
+        let pool = match database_url {
+            Some(url) => {
+                sqlx::any::install_default_drivers();
+                let sqlite = url.starts_with("sqlite:");
+                let options =
+                    AnyPoolOptions::new()
+                        .max_connections(10)
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                if sqlite {
+                                    conn.execute(petsage_db::SQLITE_PRAGMAS).await?;
+                                }
+                                Ok(())
+                            })
+                        });
+                Some(Data::new(
+                    options.connect(&url).await.map_err(std::io::Error::other)?,
+                ))
+            }
+            None => None,
+        };
+        HttpServer::new(move || {
+            let app = App::new().route(
                 "/api/v1/health",
                 web::get().to(|| async {
                     HttpResponse::Ok()
                         .content_type("application/json")
                         .body(BODY)
                 }),
-            )
+            );
+            match &pool {
+                Some(pool) => app
+                    .app_data(pool.clone())
+                    .route("/api/v1/notes/{id}", web::get().to(note)),
+                None => app,
+            }
         })
         .workers(1)
         .bind(bind)?
