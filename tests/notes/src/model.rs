@@ -24,11 +24,11 @@ pub struct NotesItem {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Biscuit"}))]
 pub struct NotesCreate {
-    /// Display name: 1 to 200 characters, no control characters.
+    /// Display name: 1 to 200 characters, no control characters (Unicode Cc).
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F]*$"
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub name: String,
 }
@@ -38,11 +38,11 @@ pub struct NotesCreate {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Biscuit the Brave"}))]
 pub struct NotesUpdate {
-    /// Display name: 1 to 200 characters, no control characters.
+    /// Display name: 1 to 200 characters, no control characters (Unicode Cc).
     #[schema(
         min_length = 1,
         max_length = 200,
-        pattern = r"^[^\u0000-\u001F\u007F]*$"
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*$"
     )]
     pub name: String,
 }
@@ -100,7 +100,13 @@ mod tests {
             };
             assert!(create.validate().is_empty(), "{good:?}");
         }
-        for bad in ["", &"x".repeat(NAME_MAX_CHARS + 1), "line\nbreak", "nul\0"] {
+        for bad in [
+            "",
+            &"x".repeat(NAME_MAX_CHARS + 1),
+            "line\nbreak",
+            "nul\0",
+            "c1\u{87}",
+        ] {
             let update = NotesUpdate {
                 name: bad.to_owned(),
             };

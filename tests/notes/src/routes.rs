@@ -7,8 +7,6 @@ use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use petsage_core::{FieldError, JsonBody, Problem};
 use petsage_db::Error;
-use serde::Deserialize;
-use utoipa::IntoParams;
 
 use crate::model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
 use crate::store::{Store, decode_cursor};
@@ -16,16 +14,52 @@ use crate::store::{Store, decode_cursor};
 /// Largest page a client may ask for.
 const MAX_LIMIT: u32 = 200;
 
-/// Paging of the list.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct ListQuery {
-    /// Items per page: 1 to 200 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
-    /// The `next_cursor` of the previous page; absent for the first page.
-    #[param(value_type = Option<String>, pattern = "^[0-9a-f]{1,16}$")]
-    cursor: Option<String>,
+/// `limit` and `cursor` from a list request's query; each bad one is named.
+fn paging(store: &Store, query: &[(String, String)]) -> Result<(u32, i64), Problem> {
+    let mut errors = Vec::new();
+    let mut one = |name: &str| {
+        let mut values = query
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, v)| v.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            errors.push(FieldError::new(name, "given more than once"));
+            return None;
+        }
+        first.map(str::to_owned)
+    };
+    let limit = one("limit");
+    let cursor = one("cursor");
+    let limit = match limit {
+        None => store.default_limit(),
+        Some(text) => text
+            .parse::<u32>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .unwrap_or_else(|| {
+                errors.push(FieldError::new(
+                    "limit",
+                    format!("expected a whole number from 1 to {MAX_LIMIT}"),
+                ));
+                0
+            }),
+    };
+    let after = match cursor {
+        None => 0,
+        Some(cursor) => decode_cursor(&cursor).unwrap_or_else(|| {
+            errors.push(FieldError::new(
+                "cursor",
+                "expected the next_cursor of a previous page",
+            ));
+            0
+        }),
+    };
+    if errors.is_empty() {
+        Ok((limit, after))
+    } else {
+        Err(Problem::unprocessable(errors))
+    }
 }
 
 fn not_found(id: i64) -> Problem {
@@ -39,7 +73,10 @@ fn not_found(id: i64) -> Problem {
     operation_id = "notes_list",
     tag = "Notes",
     summary = "List notes",
-    params(ListQuery),
+    params(
+        ("limit" = Option<u32>, Query, description = "Items per page: 1 to 200 (default 50).", minimum = 1, maximum = 200),
+        ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first page.", pattern = "^[0-9a-f]{1,16}$"),
+    ),
     responses(
         (status = 200, description = "A page of items, in id order, and the cursor of the next page.", body = NotesPage),
         (status = 422, description = "`limit` or `cursor` is not valid.", body = Problem, content_type = "application/problem+json"),
@@ -48,35 +85,9 @@ fn not_found(id: i64) -> Problem {
 )]
 pub(crate) async fn list(
     store: Data<Store>,
-    query: Query<ListQuery>,
+    query: Query<Vec<(String, String)>>,
 ) -> Result<Json<NotesPage>, Error> {
-    let mut errors = Vec::new();
-    let limit = match query.limit.as_deref() {
-        None => store.default_limit(),
-        Some(text) => match text.parse::<u32>() {
-            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => limit,
-            _ => {
-                errors.push(FieldError::new(
-                    "limit",
-                    format!("expected a whole number from 1 to {MAX_LIMIT}"),
-                ));
-                0
-            }
-        },
-    };
-    let after = match query.cursor.as_deref() {
-        None => 0,
-        Some(cursor) => decode_cursor(cursor).unwrap_or_else(|| {
-            errors.push(FieldError::new(
-                "cursor",
-                "expected the next_cursor of a previous page",
-            ));
-            0
-        }),
-    };
-    if !errors.is_empty() {
-        return Err(Problem::unprocessable(errors).into());
-    }
+    let (limit, after) = paging(&store, &query)?;
     Ok(Json(store.list(after, limit).await?))
 }
 

@@ -148,6 +148,7 @@ async fn bad_input_is_a_problem_naming_the_field(db: &TestDatabase) {
         ("/notes?limit=201", "limit"),
         ("/notes?limit=ten", "limit"),
         ("/notes?cursor=not-ours", "cursor"),
+        ("/notes?limit=1&limit=2", "limit"),
     ] {
         let (status, _, problem) = call(f, Method::GET, uri, None).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{uri}");
