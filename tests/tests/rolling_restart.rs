@@ -40,6 +40,30 @@ fn cluster(n: usize, database_url: Option<&str>) -> (Vec<String>, Vec<Server>, H
     (binds, servers, lb)
 }
 
+/// Instance `i` drains on SIGTERM, leaves the balancer, exits cleanly, and
+/// comes back on the same address; returns once HAProxy sees it UP again.
+fn restart(
+    lb: &Haproxy,
+    servers: &mut [Server],
+    binds: &[String],
+    i: usize,
+    database_url: Option<&str>,
+) {
+    let name = format!("app{}", i + 1);
+    servers[i].signal("TERM");
+    lb.wait_status(&name, "DOWN", Duration::from_secs(5));
+    let exit = servers[i]
+        .wait_exit(Duration::from_secs(15))
+        .expect("instance exits");
+    assert!(
+        exit.success(),
+        "{name} exit {exit:?}:\n{}",
+        servers[i].log()
+    );
+    servers[i] = instance(&binds[i], database_url).start();
+    lb.wait_status(&name, "UP", Duration::from_secs(10));
+}
+
 #[test]
 #[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
 fn rolling_restart_of_three_instances_loses_no_request() {
@@ -57,20 +81,8 @@ fn rolling_restart_of_three_instances_loses_no_request() {
     std::thread::sleep(Duration::from_secs(1)); // let the load ramp up before the first restart
     let mut restarts = 0;
     loop {
-        for (i, bind) in binds.iter().enumerate() {
-            let name = format!("app{}", i + 1);
-            servers[i].signal("TERM");
-            lb.wait_status(&name, "DOWN", Duration::from_secs(5));
-            let exit = servers[i]
-                .wait_exit(Duration::from_secs(15))
-                .expect("instance exits");
-            assert!(
-                exit.success(),
-                "{name} exit {exit:?}:\n{}",
-                servers[i].log()
-            );
-            servers[i] = instance(bind, None).start();
-            lb.wait_status(&name, "UP", Duration::from_secs(10));
+        for i in 0..binds.len() {
+            restart(&lb, &mut servers, &binds, i, None);
             restarts += 1;
         }
         if started.elapsed() >= rounds_until {
@@ -115,20 +127,8 @@ fn rolling_restart_on_postgres_keeps_every_write() {
     // Clients create a note and read it back, through the balancer, for the whole run.
     let load = WriteLoad::start(&lb.url(""), 8, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
-    for (i, bind) in binds.iter().enumerate() {
-        let name = format!("app{}", i + 1);
-        servers[i].signal("TERM");
-        lb.wait_status(&name, "DOWN", Duration::from_secs(5));
-        let exit = servers[i]
-            .wait_exit(Duration::from_secs(15))
-            .expect("instance exits");
-        assert!(
-            exit.success(),
-            "{name} exit {exit:?}:\n{}",
-            servers[i].log()
-        );
-        servers[i] = instance(bind, Some(db.url())).start();
-        lb.wait_status(&name, "UP", Duration::from_secs(10));
+    for i in 0..binds.len() {
+        restart(&lb, &mut servers, &binds, i, Some(db.url()));
     }
     std::thread::sleep(Duration::from_secs(1));
     let report = load.finish();
