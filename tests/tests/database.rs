@@ -231,7 +231,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
         .env("PETSAGE_DATABASE_ACQUIRE_TIMEOUT", "2s")
         .env("PETSAGE_HEALTH_CHECK_TIMEOUT", "500ms")
         .env("PETSAGE_HEALTH_CACHE_TTL", "1s")
-        .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
+        .env("RUST_LOG", "info,petsage::access=warn")
         .start();
     let base = server.url("");
 

@@ -17,7 +17,7 @@ const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 fn two_hundred_fifty_six_connections_get_no_error() {
     let _serial = petsage_tests::one_at_a_time();
     let server = Server::builder(APP)
-        .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
+        .env("RUST_LOG", "info,petsage::access=warn")
         .env("PETSAGE_TEST_CHECKS", "db:critical")
         .start();
     let seconds = petsage_tests::load_seconds();

@@ -21,7 +21,7 @@ fn instance(bind: &str, database_url: Option<&str>) -> ServerBuilder {
     builder
         .env("PETSAGE_BIND", bind)
         .env("PETSAGE_SHUTDOWN_DELAY", "1500ms")
-        .env("RUST_LOG", "info,actix_web::middleware::logger=warn")
+        .env("RUST_LOG", "info,petsage::access=warn")
 }
 
 /// `n` instances on free ports behind HAProxy, once HAProxy sees them all UP.

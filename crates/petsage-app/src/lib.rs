@@ -5,6 +5,7 @@
 //! in [`features`]; the command line, the served routes, the OpenAPI document,
 //! the health checks and the start and stop steps are all built from that list.
 
+mod access;
 pub mod cli;
 mod docs;
 mod drain;

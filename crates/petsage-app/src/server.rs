@@ -9,7 +9,6 @@ use std::time::Duration;
 use actix_web::dev::Service;
 use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Logger;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
@@ -18,6 +17,7 @@ use log::info;
 use petsage_core::settings::{parse_bool, parse_count, parse_duration};
 use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
+use crate::access::AccessLine;
 use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
 
 /// How the server runs: each setting is a flag with an environment fallback.
@@ -97,6 +97,12 @@ fn parse_bytes(value: &str) -> Result<usize, String> {
         .map_err(|_| "expected a whole number of bytes, for example 65536".to_owned())
 }
 
+fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode) {
+    if let Some(line) = line {
+        line.finish(status);
+    }
+}
+
 /// Why serving ended other than by a signal.
 #[derive(Debug)]
 pub enum Stop {
@@ -144,9 +150,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let max_body = settings.max_body_bytes;
     let max_header_bytes = settings.max_header_bytes;
     let server = HttpServer::new(move || {
-        let access_log = quiet_paths
-            .iter()
-            .fold(Logger::default(), |log, path| log.exclude(path.as_str()));
+        let quiet_paths = Arc::clone(&quiet_paths);
         let api = features
             .iter()
             .flat_map(|feature| feature.routes().into_services())
@@ -162,9 +166,11 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             // One guard around every handler, kept to a single layer because
             // every poll passes through it: oversized headers get 431, a
             // panicking handler a 500 problem, any other error a problem body,
-            // every answer `nosniff`, and requests that start while draining
-            // `Connection: close`.
+            // every answer `nosniff`, requests that start while draining
+            // `Connection: close`, and every request but the quiet ones an
+            // access-log line.
             .wrap_fn(move |req, srv| {
+                let access = AccessLine::start(&req, &quiet_paths);
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
                 let call = if size <= max_header_bytes {
@@ -174,10 +180,18 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                 };
                 async move {
                     let res = match call {
-                        Ok(call) => call
-                            .await
-                            .map_err(|_| errors::handler_panicked())??
-                            .map_into_left_body(),
+                        Ok(call) => match call.await {
+                            Ok(Ok(res)) => res.map_into_left_body(),
+                            Ok(Err(err)) => {
+                                log_access(access, err.as_response_error().status_code());
+                                return Err(err);
+                            }
+                            Err(_panic) => {
+                                let err = errors::handler_panicked();
+                                log_access(access, err.as_response_error().status_code());
+                                return Err(err);
+                            }
+                        },
                         Err(req) => errors::headers_too_large(req, size, max_header_bytes)
                             .map_into_right_body(),
                     };
@@ -194,10 +208,10 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                             .head_mut()
                             .set_connection_type(ConnectionType::Close);
                     }
+                    log_access(access, res.status());
                     Ok(res)
                 }
             })
-            .wrap(access_log)
             .service(api)
             .configure(|cfg| {
                 if let Some(json) = openapi_json {

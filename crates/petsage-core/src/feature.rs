@@ -266,6 +266,23 @@ impl Context {
         });
     }
 
+    /// Adds a stop step of a shared resource, labelled without a feature's name.
+    pub fn on_stop_shared<F, Fut>(&mut self, label: impl Into<String>, step: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.stops.push(Step {
+            label: label.into(),
+            run: Box::new(move || {
+                Box::pin(async move {
+                    step().await;
+                    Ok(())
+                })
+            }),
+        });
+    }
+
     fn label(&self, label: String) -> String {
         if self.feature.is_empty() {
             label
@@ -327,6 +344,7 @@ mod tests {
     struct PetSettings {
         /// Largest page.
         #[arg(
+            id = "pet-profiles-page-max",
             long = "pet-profiles-page-max",
             env = "PETSAGE_PET_PROFILES_PAGE_MAX",
             default_value = "50"

@@ -103,7 +103,7 @@ impl Database {
             started.connect().await
         });
         let stopped = db.clone();
-        ctx.on_stop("database: close the pool", move || async move {
+        ctx.on_stop_shared("database: close the pool", move || async move {
             stopped.close().await;
         });
         ctx.insert(db.clone());
