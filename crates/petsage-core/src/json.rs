@@ -66,37 +66,53 @@ fn check_content_type(req: &HttpRequest) -> Result<(), Problem> {
     }
 }
 
-/// Deserializes `bytes`, a JSON object, as `T` and validates it; the error names the bad field.
+/// Deserializes `bytes`, a JSON object, as `T` and validates it. The error
+/// names every unknown field and every broken rule, or else the first field
+/// that could not be read (missing, or of the wrong type).
 pub fn parse<T: DeserializeOwned + Validate>(bytes: &[u8]) -> Result<T, Problem> {
+    let body_error =
+        |message: String| Problem::unprocessable(vec![FieldError::new("body", message)]);
+    let mut value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|err| body_error(message_of(&err)))?;
     // serde would also read a struct from an array (`["Rex"]`): accept objects only.
-    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-        return Err(Problem::unprocessable(vec![FieldError::new(
-            "body",
-            "expected a JSON object",
-        )]));
+    if !value.is_object() {
+        return Err(body_error("expected a JSON object".to_owned()));
     }
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        // Malformed JSON is the body's fault; a bad value is its field's.
-        let field = match (inner.is_data(), path.as_str()) {
-            (false, _) => "body".to_owned(),
-            (true, "." | "") => {
-                missing_or_unknown(&inner.to_string()).unwrap_or_else(|| "body".to_owned())
+    let mut errors = Vec::new();
+    loop {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
+            Ok(parsed) => {
+                errors.extend(parsed.validate());
+                return if errors.is_empty() {
+                    Ok(parsed)
+                } else {
+                    Err(Problem::unprocessable(errors))
+                };
             }
-            (true, path) => path.to_owned(),
-        };
-        Problem::unprocessable(vec![FieldError::new(field, message_of(&inner))])
-    })?;
-    deserializer
-        .end()
-        .map_err(|err| Problem::unprocessable(vec![FieldError::new("body", message_of(&err))]))?;
-    let errors = value.validate();
-    if errors.is_empty() {
-        Ok(value)
-    } else {
-        Err(Problem::unprocessable(errors))
+            Err(err) => {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                let message = message_of(&inner);
+                let at_root = matches!(path.as_str(), "." | "");
+                let named = missing_or_unknown(&inner.to_string());
+                // An unknown field is reported, set aside, and the rest is read on.
+                if let (Some(name), Some(object)) = (&named, value.as_object_mut())
+                    && (at_root || path == *name)
+                    && message.starts_with("unknown field")
+                    && object.remove(name).is_some()
+                {
+                    errors.push(FieldError::new(name.clone(), message));
+                    continue;
+                }
+                let field = match (at_root, named) {
+                    (true, Some(name)) => name,
+                    (true, None) => "body".to_owned(),
+                    (false, _) => path,
+                };
+                errors.push(FieldError::new(field, message));
+                return Err(Problem::unprocessable(errors));
+            }
+        }
     }
 }
 
@@ -157,5 +173,12 @@ mod tests {
         assert_eq!(field_of(r#"{"name":"#), "body");
         assert_eq!(field_of(r#"[1]"#), "body");
         assert_eq!(field_of(r#"{"name":"a"} trailing"#), "body");
+    }
+
+    #[test]
+    fn unknown_fields_and_broken_rules_are_named_together() {
+        let problem = parse::<Pet>(br#"{"name":"","colour":"red","age":3}"#).expect_err("invalid");
+        let fields: Vec<&str> = problem.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["age", "colour", "name"]);
     }
 }
