@@ -11,11 +11,12 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use actix_web::rt::time::sleep;
-use actix_web::web::{Json, Path};
+use actix_web::web::{Data, Json, Path};
 use actix_web::{HttpResponse, http::StatusCode};
 use log::info;
-use petsage_core::settings::parse_duration;
+use petsage_core::settings::{parse_bool, parse_duration};
 use petsage_core::{Context, Feature, HealthCheck, Problem, Routes, route};
+use petsage_db::Database;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
@@ -137,8 +138,35 @@ pub async fn panic() -> HttpResponse {
 )]
 struct FaultsApi;
 
+/// Holds one database connection for `ms` milliseconds (at most 10 s): with
+/// a pool of one, every other request finds the pool exhausted meanwhile.
+#[utoipa::path(get, path = "/test/hold-database/{ms}", operation_id = "test_hold_database", tag = "Test",
+    params(("ms" = u64, Path, description = "Milliseconds to hold the connection", maximum = 10000)),
+    responses((status = 204, description = "Held and released"), (status = 404, description = "The database is not asked for", body = Problem),
+        (status = 503, description = "No connection within the acquire timeout", body = Problem)))]
+pub async fn hold_database(
+    faults: Data<Faults>,
+    ms: Path<u64>,
+) -> Result<HttpResponse, petsage_db::Error> {
+    let db = faults.database.as_ref().ok_or_else(|| {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "start with PETSAGE_TEST_FAULTS_HOLD_DATABASE=true",
+        )
+    })?;
+    let ms = (*ms).min(10_000);
+    let connection = db.pool().acquire().await?;
+    info!("holding a database connection for {ms} ms");
+    sleep(Duration::from_millis(ms)).await;
+    drop(connection);
+    Ok(HttpResponse::NoContent().finish())
+}
+
 /// The test-only feature.
-pub struct Faults;
+#[derive(Clone)]
+pub struct Faults {
+    database: Option<Database>,
+}
 
 /// The test feature's settings: `--test-faults-…`, `PETSAGE_TEST_FAULTS_…`.
 #[derive(Debug, Clone, clap::Args)]
@@ -146,6 +174,10 @@ pub struct FaultsSettings {
     /// Make the feature's start step take this long (to observe the `starting` phase).
     #[arg(id = "test-faults-start-delay", long = "test-faults-start-delay", env = "PETSAGE_TEST_FAULTS_START_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub start_delay: Duration,
+
+    /// Ask for the database, so `/test/hold-database/{ms}` can hold a connection.
+    #[arg(id = "test-faults-hold-database", long = "test-faults-hold-database", env = "PETSAGE_TEST_FAULTS_HOLD_DATABASE", value_name = "true|false", default_value = "false", action = clap::ArgAction::Set, value_parser = parse_bool)]
+    pub hold_database: bool,
 
     /// Make the feature's start step fail with this message.
     #[arg(
@@ -168,7 +200,12 @@ impl Feature for Faults {
                 settings.start_error.map_or(Ok(()), Err)
             });
         }
-        Ok(Self)
+        let database = if settings.hold_database {
+            Some(Database::from_context(ctx)?)
+        } else {
+            None
+        };
+        Ok(Self { database })
     }
 
     fn routes(&self) -> Routes {
@@ -177,6 +214,8 @@ impl Feature for Faults {
             .route(route!(check_runs))
             .route(route!(slow))
             .route(route!(panic))
+            .route(route!(hold_database))
+            .data(Data::new(self.clone()))
     }
 
     fn openapi(&self) -> utoipa::openapi::OpenApi {

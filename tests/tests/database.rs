@@ -312,6 +312,53 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
     assert_eq!(missing(&base, &everything), Vec::<i64>::new());
 }
 
+#[test]
+fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
+    let _serial = petsage_tests::one_at_a_time();
+    let server = Server::builder(APP)
+        .env("PETSAGE_TEST_FAULTS_HOLD_DATABASE", "true")
+        .env("PETSAGE_DATABASE_MAX_CONNECTIONS", "1")
+        .env("PETSAGE_DATABASE_ACQUIRE_TIMEOUT", "300ms")
+        .start();
+    let created = server.post_json("/api/v1/notes", &serde_json::json!({"name": "kept"}));
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_i64().expect("id");
+
+    // The pool's one connection is taken for 3 s.
+    let url = server.url("/api/v1/test/hold-database/3000");
+    let holder = thread::spawn(move || {
+        petsage_tests::agent(Duration::from_secs(10))
+            .get(url)
+            .call()
+            .map(|res| res.status())
+    });
+    server.wait_for_log("holding a database connection", Duration::from_secs(5));
+    let started = Instant::now();
+    let refused = server.get(&format!("/api/v1/notes/{id}"));
+    let took = started.elapsed();
+    println!(
+        "exhausted pool: answered {} in {took:?} (acquire timeout 300 ms)",
+        refused.status
+    );
+    assert_eq!(
+        refused.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        refused.body
+    );
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(refused.json()["status"], 503);
+    assert!(
+        took < Duration::from_millis(300) + Duration::from_secs(1),
+        "{took:?}"
+    );
+
+    let held = holder.join().expect("holder").expect("holder answered");
+    assert_eq!(held.as_u16(), 204);
+    let again = server.get(&format!("/api/v1/notes/{id}"));
+    assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+}
+
 /// Writes under load, `kill -9`, restart on the same database: every `201` is there.
 fn kill_9_during_writes(builder: impl Fn() -> petsage_tests::ServerBuilder, label: &str) {
     let server = builder().start();
