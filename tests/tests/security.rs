@@ -127,14 +127,17 @@ fn health_bodies_carry_no_error_internals_by_default() {
 fn a_closed_stderr_does_not_stop_the_service() {
     let port = petsage_tests::lb::free_port();
     let data = petsage_tests::Scratch::new("stderr");
-    let mut child = Command::new(APP)
-        .env("PETSAGE_BIND", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "debug")
-        .env("PETSAGE_DATA_DIR", data.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starts");
+    let mut child = KillOnDrop(
+        Command::new(APP)
+            .env("PETSAGE_BIND", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "debug")
+            .env("PETSAGE_DATA_DIR", data.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts"),
+    );
+    let child = &mut child.0;
     // Read until the server is ready, then close our end: every later log write fails.
     let stderr = child.stderr.take().expect("piped");
     let mut lines = BufReader::new(stderr).lines();
@@ -171,6 +174,14 @@ fn a_closed_stderr_does_not_stop_the_service() {
         child.try_wait().expect("wait").is_none(),
         "the process exited"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// A child process ended by its PID when the test ends, passed or failed.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
