@@ -13,10 +13,8 @@ use clap::{ArgMatches, Args, Command, FromArgMatches};
 
 use crate::{HealthCheck, Routes};
 
-/// A boxed start step: `Err` says, in one line, why the instance cannot serve.
-pub type StepFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
-/// A boxed stop step.
-pub type StopFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// A boxed step: `Err` says, in one line, why the instance cannot serve.
+type StepFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// What a feature crate implements; the app registers it with [`register`].
 pub trait Feature: Sized + Send + Sync + 'static {
@@ -229,10 +227,7 @@ impl Context {
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let label = self.label(label.into());
-        self.starts.push(Step {
-            label,
-            run: Box::new(move || Box::pin(step())),
-        });
+        self.on_start_shared(label, step);
     }
 
     /// Adds a start step of a shared resource (a database): its label is not
@@ -255,15 +250,7 @@ impl Context {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let label = self.label(label.into());
-        self.stops.push(Step {
-            label,
-            run: Box::new(move || {
-                Box::pin(async move {
-                    step().await;
-                    Ok(())
-                })
-            }),
-        });
+        self.on_stop_shared(label, step);
     }
 
     /// Adds a stop step of a shared resource, labelled without a feature's name.

@@ -16,10 +16,7 @@ mod routes;
 pub mod settings;
 pub mod testing;
 
-pub use feature::{
-    BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, StepFuture, StopFuture,
-    register,
-};
+pub use feature::{BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, register};
 pub use health::{
     CheckOutcome, CheckResult, HealthCheck, HealthMonitor, MonitorSettings, Phase, Report,
 };

@@ -4,8 +4,6 @@
 //! Every GET also answers HEAD, and any method a path does not serve gets a
 //! JSON 405 with `Allow`.
 
-use std::rc::Rc;
-
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Data;
@@ -40,7 +38,36 @@ macro_rules! route {
 }
 
 type Mount = Box<dyn FnOnce(Resource) -> Resource>;
-type Attach = Rc<dyn Fn(Resource) -> Resource>;
+type Attach = Box<dyn Fn(Resource) -> Resource>;
+
+/// Serves `handler` for each of `methods` on the resource it is given.
+fn mount<F, Args>(methods: Vec<Method>, handler: F) -> Mount
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    Box::new(move |resource| {
+        methods.into_iter().fold(resource, |resource, method| {
+            resource.route(web::method(method).to(handler.clone()))
+        })
+    })
+}
+
+/// `items` grouped by path, paths in order of first appearance.
+fn by_path<T>(
+    items: impl IntoIterator<Item = T>,
+    path: impl Fn(&T) -> &str,
+) -> Vec<(String, Vec<T>)> {
+    let mut groups: Vec<(String, Vec<T>)> = Vec::new();
+    for item in items {
+        match groups.iter_mut().find(|(p, _)| p == path(&item)) {
+            Some((_, group)) => group.push(item),
+            None => groups.push((path(&item).to_owned(), vec![item])),
+        }
+    }
+    groups
+}
 
 /// One handler at one path, with the OpenAPI operation that documents it.
 pub struct Route {
@@ -81,20 +108,14 @@ impl Route {
         }
         let mut schemas = Vec::new();
         P::schemas(&mut schemas);
-        let served = methods.clone();
-        let mount: Mount = Box::new(move |resource| {
-            served.into_iter().fold(resource, |resource, method| {
-                resource.route(web::method(method).to(handler.clone()))
-            })
-        });
         Self {
             path: P::path(),
+            mount: mount(methods.clone(), handler),
             methods,
             doc_methods,
             operation: Some(operation),
             schemas,
             quiet: false,
-            mount,
         }
     }
 
@@ -107,19 +128,14 @@ impl Route {
         F::Output: Responder + 'static,
     {
         let methods = vec![Method::GET, Method::HEAD];
-        let served = methods.clone();
         Self {
             path: path.to_owned(),
+            mount: mount(methods.clone(), handler),
             methods,
             doc_methods: Vec::new(),
             operation: None,
             schemas: Vec::new(),
             quiet: false,
-            mount: Box::new(move |resource| {
-                served.into_iter().fold(resource, |resource, method| {
-                    resource.route(web::method(method).to(handler.clone()))
-                })
-            }),
         }
     }
 
@@ -162,7 +178,7 @@ impl Routes {
 
     /// Makes `data` readable by every handler of these routes (as `web::Data<T>`).
     pub fn data<T: 'static>(mut self, data: Data<T>) -> Self {
-        self.data.push(Rc::new(move |resource: Resource| {
+        self.data.push(Box::new(move |resource: Resource| {
             resource.app_data(data.clone())
         }));
         self
@@ -170,21 +186,17 @@ impl Routes {
 
     /// What each path serves, in declaration order.
     pub fn info(&self) -> Vec<RouteInfo> {
-        let mut infos: Vec<RouteInfo> = Vec::new();
-        for route in &self.routes {
-            match infos.iter_mut().find(|info| info.path == route.path) {
-                Some(info) => {
-                    info.methods.extend(route.methods.iter().cloned());
-                    info.quiet |= route.quiet;
-                }
-                None => infos.push(RouteInfo {
-                    path: route.path.clone(),
-                    methods: route.methods.clone(),
-                    quiet: route.quiet,
-                }),
-            }
-        }
-        infos
+        by_path(&self.routes, |route| &route.path)
+            .into_iter()
+            .map(|(path, group)| RouteInfo {
+                path,
+                methods: group
+                    .iter()
+                    .flat_map(|r| r.methods.iter().cloned())
+                    .collect(),
+                quiet: group.iter().any(|r| r.quiet),
+            })
+            .collect()
     }
 
     /// The OpenAPI paths and the schemas their operations refer to.
@@ -206,24 +218,21 @@ impl Routes {
 
     /// One actix resource per path, with the state attached and the 405 fallback.
     pub fn into_services(self) -> Vec<impl HttpServiceFactory + use<>> {
-        let infos = self.info();
-        let mut routes: Vec<Option<Route>> = self.routes.into_iter().map(Some).collect();
-        let data = self.data;
-        infos
+        let Self { routes, data } = self;
+        by_path(routes, |route| &route.path)
             .into_iter()
-            .map(|info| {
-                let allow = allow_header(&info.methods);
-                let mut resource = web::resource(info.path.clone());
-                for attach in &data {
-                    resource = attach(resource);
-                }
-                for slot in routes.iter_mut() {
-                    if slot.as_ref().is_some_and(|r| r.path == info.path)
-                        && let Some(route) = slot.take()
-                    {
-                        resource = (route.mount)(resource);
-                    }
-                }
+            .map(|(path, group)| {
+                let methods: Vec<Method> = group
+                    .iter()
+                    .flat_map(|r| r.methods.iter().cloned())
+                    .collect();
+                let allow = allow_header(&methods);
+                let resource = data
+                    .iter()
+                    .fold(web::resource(path), |resource, attach| attach(resource));
+                let resource = group
+                    .into_iter()
+                    .fold(resource, |resource, route| (route.mount)(resource));
                 resource.default_service(web::to(move |req: HttpRequest| {
                     let allow = allow.clone();
                     async move { method_not_allowed(&req, allow) }
