@@ -36,20 +36,19 @@ impl std::fmt::Display for Error {
 }
 
 impl ResponseError for Error {
+    /// The status alone: asking for it neither logs nor builds a body.
     fn status_code(&self) -> StatusCode {
-        self.problem().status_code()
+        match self {
+            Self::Problem(problem) => problem.status_code(),
+            Self::Database(err) if is_unavailable(err) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
     }
 
     fn error_response(&self) -> HttpResponse {
-        self.problem().to_response()
-    }
-}
-
-impl Error {
-    fn problem(&self) -> Problem {
         match self {
-            Self::Problem(problem) => problem.clone(),
-            Self::Database(err) => problem(err),
+            Self::Problem(problem) => problem.to_response(),
+            Self::Database(err) => problem(err).to_response(),
         }
     }
 }
@@ -89,5 +88,30 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
             ) || code.starts_with("08")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_matches_the_answer_for_every_kind() {
+        let cases = [
+            (Error::Database(sqlx::Error::PoolTimedOut), 503),
+            (Error::Database(sqlx::Error::PoolClosed), 503),
+            (Error::Database(sqlx::Error::RowNotFound), 500),
+            (
+                Problem::new(StatusCode::NOT_FOUND, "no such pet").into(),
+                404,
+            ),
+        ];
+        for (err, status) in cases {
+            assert_eq!(err.status_code().as_u16(), status, "{err}");
+            let res = err.error_response();
+            assert_eq!(res.status().as_u16(), status, "{err}");
+            let retry = res.headers().get("retry-after").is_some();
+            assert_eq!(retry, status == 503, "{err}");
+        }
     }
 }

@@ -75,6 +75,8 @@ pub struct Database {
 
 struct Inner {
     pool: AnyPool,
+    /// How to open a connection: the pool's, and the start step's own one.
+    options: AnyConnectOptions,
     backend: Backend,
     settings: DatabaseSettings,
     /// Tables of migrations already added, by feature: a feature's tables are its own.
@@ -137,7 +139,8 @@ impl Database {
         };
         Ok(Self {
             inner: Arc::new(Inner {
-                pool: pool_options.connect_lazy_with(options),
+                pool: pool_options.connect_lazy_with(options.clone()),
+                options,
                 backend,
                 settings,
                 features: Mutex::new(Vec::new()),
@@ -207,14 +210,8 @@ impl Database {
         }
         // One connection of its own, so the line names the cause (refused,
         // unknown host, bad password), not only the pool's timeout.
-        let options: AnyConnectOptions = self
-            .settings()
-            .url()
-            .as_str()
-            .parse()
-            .map_err(|err| format!("database URL: {err}"))?;
         let reach = async {
-            let mut conn = sqlx::AnyConnection::connect_with(&options).await?;
+            let mut conn = sqlx::AnyConnection::connect_with(&self.inner.options).await?;
             conn.execute("SELECT 1").await?;
             conn.close().await
         };
