@@ -268,14 +268,20 @@ impl Server {
     /// Sends `method path` with an empty body and reads the whole reply.
     pub fn request(&self, method: Method, path: &str) -> Reply {
         let request = ureq::http::Request::builder()
-            .method(method.clone())
+            .method(method)
             .uri(self.url(path))
             .body(())
             .expect("valid request");
+        self.exchange(request)
+    }
+
+    /// Sends `request` and reads the whole reply (no body for HEAD).
+    fn exchange<B: ureq::AsSendBody>(&self, request: ureq::http::Request<B>) -> Reply {
+        let (method, uri) = (request.method().clone(), request.uri().clone());
         let mut res = self
             .agent
             .run(request)
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
+            .unwrap_or_else(|err| panic!("{method} {uri}: {err}"));
         let body = if method == Method::HEAD {
             String::new()
         } else {
@@ -306,20 +312,12 @@ impl Server {
     /// `method path` with a JSON body, read whole.
     pub fn send_json(&self, method: Method, path: &str, body: &serde_json::Value) -> Reply {
         let request = ureq::http::Request::builder()
-            .method(method.clone())
+            .method(method)
             .uri(self.url(path))
             .header("content-type", "application/json")
             .body(body.to_string())
             .expect("valid request");
-        let mut res = self
-            .agent
-            .run(request)
-            .unwrap_or_else(|err| panic!("{method} {path}: {err}"));
-        Reply {
-            status: res.status(),
-            headers: res.headers().clone(),
-            body: res.body_mut().read_to_string().expect("body reads"),
-        }
+        self.exchange(request)
     }
 
     /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`) in the test app.

@@ -205,6 +205,23 @@ fn two_instances_starting_at_once_apply_each_migration_once() {
     assert_eq!(rows, Ok(1), "one migration, recorded once");
 }
 
+/// A `503` problem that asks the client to retry after a second.
+fn assert_retry_later(reply: &petsage_tests::Reply) {
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.body
+    );
+    assert_eq!(reply.header("retry-after"), Some("1"), "{reply:?}");
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{reply:?}"
+    );
+    assert_eq!(reply.json()["status"], 503, "{}", reply.body);
+}
+
 /// Polls `path` until it answers `want`; how long that took.
 fn wait_for_status(server: &Server, path: &str, want: StatusCode, limit: Duration) -> Duration {
     let started = Instant::now();
@@ -253,17 +270,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
     let probe_started = Instant::now();
     let refused = server.post_json("/api/v1/notes", &serde_json::json!({"name": "while down"}));
     let refused_in = probe_started.elapsed();
-    assert_eq!(
-        refused.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(
-        refused.header("content-type"),
-        Some("application/problem+json")
-    );
+    assert_retry_later(&refused);
     let during = during.finish();
 
     // It comes back: readiness and writes recover without a restart.
@@ -340,14 +347,7 @@ fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
         "exhausted pool: answered {} in {took:?} (acquire timeout 300 ms)",
         refused.status
     );
-    assert_eq!(
-        refused.status,
-        StatusCode::SERVICE_UNAVAILABLE,
-        "{}",
-        refused.body
-    );
-    assert_eq!(refused.header("retry-after"), Some("1"));
-    assert_eq!(refused.json()["status"], 503);
+    assert_retry_later(&refused);
     assert!(
         took < Duration::from_millis(300) + Duration::from_secs(1),
         "{took:?}"
