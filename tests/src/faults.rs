@@ -3,7 +3,8 @@
 //! made slow. Registered only in the test app, never in `petsage-app`.
 //!
 //! Checks come from `PETSAGE_TEST_CHECKS`, a comma-separated list of
-//! `name:critical` or `name:non-critical`.
+//! `name:critical` or `name:non-critical`, each optionally followed by its
+//! first mode (`db:critical:slow`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
@@ -30,8 +31,10 @@ pub enum Mode {
     Fail,
     /// Never finishes.
     Hang,
-    /// Passes after 300 ms.
+    /// Passes after 200 ms.
     Slow,
+    /// Fails every other run: a flapping dependency.
+    Flap,
 }
 
 struct Control {
@@ -45,10 +48,16 @@ static CONTROLS: LazyLock<BTreeMap<String, Arc<Control>>> = LazyLock::new(|| {
         .unwrap_or_default()
         .split(',')
         .filter_map(|spec| {
-            let (name, kind) = spec.trim().split_once(':')?;
+            let mut parts = spec.trim().split(':');
+            let (name, kind) = (parts.next()?, parts.next()?);
+            let mode = match parts.next() {
+                Some(mode) => serde_json::from_value(serde_json::json!(mode))
+                    .unwrap_or_else(|_| panic!("PETSAGE_TEST_CHECKS: unknown mode {mode:?}")),
+                None => Mode::Ok,
+            };
             let control = Control {
                 critical: kind == "critical",
-                mode: AtomicU8::new(Mode::Ok as u8),
+                mode: AtomicU8::new(mode as u8),
                 runs: AtomicUsize::new(0),
             };
             Some((name.to_owned(), Arc::new(control)))
@@ -61,20 +70,23 @@ fn mode_of(control: &Control) -> Mode {
         0 => Mode::Ok,
         1 => Mode::Fail,
         2 => Mode::Hang,
-        _ => Mode::Slow,
+        3 => Mode::Slow,
+        _ => Mode::Flap,
     }
 }
 
 async fn run_check(name: String, control: Arc<Control>) -> Result<(), String> {
-    control.runs.fetch_add(1, Ordering::SeqCst);
+    let run = control.runs.fetch_add(1, Ordering::SeqCst);
     match mode_of(&control) {
         Mode::Ok => Ok(()),
         Mode::Fail => Err(format!("test check {name} is set to fail")),
         Mode::Hang => std::future::pending().await,
         Mode::Slow => {
-            sleep(Duration::from_millis(300)).await;
+            sleep(Duration::from_millis(200)).await;
             Ok(())
         }
+        Mode::Flap if run % 2 == 1 => Err(format!("test check {name} flaps: run {run} fails")),
+        Mode::Flap => Ok(()),
     }
 }
 

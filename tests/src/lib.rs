@@ -94,7 +94,7 @@ pub struct ServerBuilder {
 }
 
 /// What the app logs once every start step is done and readiness turns 200.
-pub const READY_LINE: &str = "ready: every start step is done";
+pub const READY_LINE: &str = "ready: every start step and the first health-check run are done";
 
 /// A folder of one test's own under the system's temporary folder, removed when dropped.
 pub struct Scratch(std::path::PathBuf);
@@ -299,6 +299,35 @@ impl Server {
         self.request(Method::GET, path)
     }
 
+    /// `GET path` with `Accept: accept`.
+    pub fn get_accepting(&self, path: &str, accept: &str) -> Reply {
+        let request = ureq::http::Request::builder()
+            .uri(self.url(path))
+            .header("accept", accept)
+            .body(())
+            .expect("valid request");
+        self.exchange(request)
+    }
+
+    /// Polls `GET path` until it answers `want`; returns how long that took,
+    /// or panics with the last reply after `limit`.
+    pub fn wait_for_status(&self, path: &str, want: StatusCode, limit: Duration) -> Duration {
+        let started = Instant::now();
+        loop {
+            let reply = self.get(path);
+            if reply.status == want {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{path} did not answer {want} within {limit:?}; last: {} {}",
+                reply.status,
+                reply.body
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// `PUT path` with a JSON body.
     pub fn put_json(&self, path: &str, body: &serde_json::Value) -> Reply {
         self.send_json(Method::PUT, path, body)
@@ -320,7 +349,7 @@ impl Server {
         self.exchange(request)
     }
 
-    /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`) in the test app.
+    /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`, `flap`) in the test app.
     pub fn set_check(&self, name: &str, mode: &str) {
         let reply = self.put_json(
             &format!("/api/v1/test/checks/{name}"),

@@ -36,6 +36,11 @@ fn readiness_says_starting_until_the_start_steps_are_done() {
         ready.body
     );
     assert_eq!(ready.json()["phase"], "starting");
+    assert_eq!(
+        server.get("/api/v1/health").status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "no balancer sends a starting instance traffic"
+    );
     assert_eq!(server.get("/api/v1/health/live").status, StatusCode::OK);
     server.wait_for_log(READY_LINE, Duration::from_secs(10));
     let ready = server.get("/api/v1/health/ready");
@@ -223,20 +228,6 @@ fn assert_retry_later(reply: &petsage_tests::Reply) {
 }
 
 /// Polls `path` until it answers `want`; how long that took.
-fn wait_for_status(server: &Server, path: &str, want: StatusCode, limit: Duration) -> Duration {
-    let started = Instant::now();
-    loop {
-        if server.get(path).status == want {
-            return started.elapsed();
-        }
-        assert!(
-            started.elapsed() < limit,
-            "{path} did not answer {want} within {limit:?}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 #[ignore = "needs PostgreSQL's server binaries: run by cargo xtask ci"]
 fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
@@ -247,7 +238,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
         .env("PETSAGE_DATABASE_URL", &cluster.url())
         .env("PETSAGE_DATABASE_ACQUIRE_TIMEOUT", "2s")
         .env("PETSAGE_HEALTH_CHECK_TIMEOUT", "500ms")
-        .env("PETSAGE_HEALTH_CACHE_TTL", "1s")
+        .env("PETSAGE_HEALTH_INTERVAL", "250ms")
         .env("RUST_LOG", "info,petsage::access=warn")
         .start();
     let base = server.url("");
@@ -259,8 +250,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
     // The database goes away under load.
     let during = WriteLoad::start(&base, 4, Duration::from_secs(30));
     cluster.down();
-    let to_unready = wait_for_status(
-        &server,
+    let to_unready = server.wait_for_status(
         "/api/v1/health/ready",
         StatusCode::SERVICE_UNAVAILABLE,
         Duration::from_secs(5),
@@ -276,8 +266,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
     // It comes back: readiness and writes recover without a restart.
     let back = Instant::now();
     cluster.up();
-    let to_ready = wait_for_status(
-        &server,
+    let to_ready = server.wait_for_status(
         "/api/v1/health/ready",
         StatusCode::OK,
         Duration::from_secs(10),

@@ -1,13 +1,14 @@
 //! Clients nobody here wrote: Prometheus' blackbox_exporter probing health
-//! with the module in `deploy/blackbox/`, and schemathesis fuzzing the
-//! OpenAPI contract. Both are installed by `.ci/run`; `cargo xtask ci` runs these.
+//! with the modules in `deploy/blackbox/`, Nagios' `check_http` (Debian's
+//! monitoring-plugins), and schemathesis fuzzing the OpenAPI contract. All
+//! are installed by `.ci/run`; `cargo xtask ci` runs these.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use petsage_tests::lb::free_port;
-use petsage_tests::{Server, agent};
+use petsage_tests::{Server, StatusCode, agent};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
@@ -75,34 +76,100 @@ impl Drop for Blackbox {
 fn blackbox_exporter_sees_healthy_failing_and_draining() {
     let mut server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical,cache:non-critical")
-        .env("PETSAGE_HEALTH_CACHE_TTL", "0s")
+        .env("PETSAGE_HEALTH_INTERVAL", "20ms")
         .env("PETSAGE_SHUTDOWN_DELAY", "30s")
         .start();
     let exporter = Blackbox::start();
     let health = server.url("/api/v1/health");
     let ready = server.url("/api/v1/health/ready");
-    // (uptime module on /health, readiness module on /health/ready)
+    // (uptime module on /health, status-code module on /health/ready,
+    // health+json "pass" module on /health/ready)
     let verdicts = || {
-        (
+        [
             exporter.probe_success("petsage_health", &health),
             exporter.probe_success("petsage_ready", &ready),
-        )
+            exporter.probe_success("petsage_ready_pass", &ready),
+        ]
+        .join(" ")
     };
-    let up = ("1".to_owned(), "1".to_owned());
-    let down = ("0".to_owned(), "0".to_owned());
+    let settle = |path: &str, status: StatusCode| {
+        server.wait_for_status(path, status, Duration::from_secs(5));
+    };
 
-    assert_eq!(verdicts(), up, "healthy");
+    assert_eq!(verdicts(), "1 1 1", "healthy");
     server.set_check("cache", "fail");
-    assert_eq!(verdicts(), up, "degraded still serves");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server.get("/api/v1/health").json()["status"] != "degraded" {
+        assert!(Instant::now() < deadline, "never degraded");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(
+        verdicts(),
+        "1 1 0",
+        "degraded still serves; health+json says warn"
+    );
     server.set_check("cache", "ok");
     server.set_check("db", "fail");
-    assert_eq!(verdicts(), down, "critical check failing");
+    settle("/api/v1/health/ready", StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(verdicts(), "0 0 0", "critical check failing");
     server.set_check("db", "ok");
-    assert_eq!(verdicts(), up, "recovered");
+    settle("/api/v1/health/ready", StatusCode::OK);
+    assert_eq!(verdicts(), "1 1 1", "recovered");
 
     server.signal("TERM");
     server.wait_for_log("SIGTERM received: draining", Duration::from_secs(5));
-    assert_eq!(verdicts(), down, "draining");
+    assert_eq!(
+        verdicts(),
+        "1 0 0",
+        "draining: an uptime checker sees no outage"
+    );
+    server.signal("TERM");
+    server.wait_exit(Duration::from_secs(10)).expect("exits");
+}
+
+/// Debian's monitoring-plugins `check_http`, as Nagios or Icinga runs it.
+const CHECK_HTTP: &str = "/usr/lib/nagios/plugins/check_http";
+
+/// `check_http` against `/api/v1/health` of `server`, asking for `"status":"ok"`: its exit code and line.
+fn check_http(server: &Server) -> (Option<i32>, String) {
+    let output = Command::new(CHECK_HTTP)
+        .args(["-H", "127.0.0.1", "-p", &server.addr().port().to_string()])
+        .args(["-u", "/api/v1/health", "-s", r#""status":"ok""#, "-t", "5"])
+        .output()
+        .expect("check_http runs (apt-get install -y monitoring-plugins-basic)");
+    let line = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    (output.status.code(), line)
+}
+
+#[test]
+#[ignore = "needs monitoring-plugins-basic: run by cargo xtask ci"]
+fn nagios_check_http_is_ok_when_healthy_critical_when_a_critical_check_fails() {
+    let mut server = Server::builder(APP)
+        .env("PETSAGE_TEST_CHECKS", "db:critical")
+        .env("PETSAGE_HEALTH_INTERVAL", "20ms")
+        .env("PETSAGE_SHUTDOWN_DELAY", "30s")
+        .start();
+    let (code, line) = check_http(&server);
+    println!("healthy: exit {code:?}: {line}");
+    assert_eq!(code, Some(0), "{line}");
+
+    server.set_check("db", "fail");
+    server.wait_for_status(
+        "/api/v1/health",
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(5),
+    );
+    let (code, line) = check_http(&server);
+    println!("critical check failing: exit {code:?}: {line}");
+    assert_eq!(code, Some(2), "{line}");
+
+    server.set_check("db", "ok");
+    server.wait_for_status("/api/v1/health", StatusCode::OK, Duration::from_secs(5));
+    server.signal("TERM");
+    server.wait_for_log("SIGTERM received: draining", Duration::from_secs(5));
+    let (code, line) = check_http(&server);
+    println!("draining: exit {code:?}: {line}");
+    assert_eq!(code, Some(0), "a drain is no outage: {line}");
     server.signal("TERM");
     server.wait_exit(Duration::from_secs(10)).expect("exits");
 }

@@ -70,14 +70,15 @@ fn rolling_restart_of_three_instances_loses_no_request() {
     let _serial = petsage_tests::one_at_a_time();
     let (binds, mut servers, lb) = cluster(3, None);
 
-    // Liveness stays 200 through a drain, so every non-2xx would be a lost request.
-    // `cargo xtask soak` lengthens the load and restarts round after round.
+    // What uptime checkers poll: health stays 200 through a drain (only
+    // readiness turns 503), so every non-2xx here is a false outage or a lost
+    // request. `cargo xtask soak` lengthens the load and restarts round after round.
     let seconds = petsage_tests::load_seconds();
     let load = Duration::from_secs(seconds.into());
     // One round of three restarts takes about 15 s; leave room for it to finish under load.
     let rounds_until = load.saturating_sub(Duration::from_secs(17));
     let started = std::time::Instant::now();
-    let wrk = spawn_wrk(&lb.url("/api/v1/health/live"), 64, seconds);
+    let wrk = spawn_wrk(&lb.url("/api/v1/health"), 64, seconds);
     std::thread::sleep(Duration::from_secs(1)); // let the load ramp up before the first restart
     let mut restarts = 0;
     loop {

@@ -105,13 +105,20 @@ fn oversized_headers_get_431() {
 fn health_bodies_carry_no_error_internals_by_default() {
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical")
-        .env("PETSAGE_HEALTH_CACHE_TTL", "0s")
+        .env("PETSAGE_HEALTH_INTERVAL", "20ms")
         .start();
     server.set_check("db", "fail");
+    server.wait_for_status(
+        "/api/v1/health/ready",
+        StatusCode::SERVICE_UNAVAILABLE,
+        Duration::from_secs(5),
+    );
     for path in [
         "/api/v1/health",
         "/api/v1/health/ready",
+        "/api/v1/health/ready/db",
         "/api/v1/health/live",
+        "/api/v1/health/ready?verbose",
     ] {
         let reply = server.get(path);
         assert!(

@@ -37,6 +37,11 @@ const TEST_TOOLS: &[(&str, &str)] = &[
         "prometheus-blackbox-exporter",
         "prometheus-blackbox-exporter",
     ),
+    // Nagios' plugin lives outside PATH.
+    (
+        "/usr/lib/nagios/plugins/check_http",
+        "monitoring-plugins-basic",
+    ),
 ];
 
 fn main() -> ExitCode {
@@ -225,6 +230,9 @@ fn require_tools(tools: &[(&str, &str)]) -> Result<(), String> {
 }
 
 pub(crate) fn on_path(bin: &str) -> bool {
+    if bin.contains('/') {
+        return std::path::Path::new(bin).is_file();
+    }
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(bin).is_file()))
 }

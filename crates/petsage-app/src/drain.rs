@@ -1,4 +1,4 @@
-//! Graceful drain on SIGTERM/SIGINT: readiness turns 503 at once, the server
+//! Graceful drain on SIGTERM/SIGINT: readiness (only) turns 503 at once, the server
 //! keeps serving for the shutdown delay, then stops accepting and lets
 //! in-flight requests finish. A second signal stops at once.
 
@@ -43,7 +43,7 @@ pub(crate) async fn on_signal(
     let name = next_signal(&mut term, &mut int).await;
     monitor.set_phase(Phase::Draining);
     info!(
-        "{name} received: draining; readiness now answers 503, liveness stays 200; serving {} ms more",
+        "{name} received: draining; readiness now answers 503, health and liveness are unchanged; serving {} ms more",
         delay.as_millis()
     );
 

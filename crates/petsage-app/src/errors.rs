@@ -9,11 +9,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use log::error;
 use petsage_core::Problem;
 
-/// Turns a 4xx/5xx response without a JSON body into a problem body; any
-/// other response passes through untouched.
+/// Turns a 4xx/5xx response that actix or an extractor made (an `Error`, or
+/// no body type at all) into a problem body; any other response passes
+/// through untouched.
 ///
-/// JSON error bodies are left alone: problems, and the health endpoints' 503s,
-/// which carry their own documented schema.
+/// JSON error bodies are left alone (problems, and the health endpoints'
+/// 503s), and so is any error body a handler chose the type of (readiness's
+/// verbose text): each carries its own documented schema.
 pub(crate) fn into_problem<B: MessageBody>(
     res: ServiceResponse<EitherBody<B>>,
 ) -> ServiceResponse<EitherBody<B>> {
@@ -21,12 +23,12 @@ pub(crate) fn into_problem<B: MessageBody>(
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
-    let is_json = res
-        .headers()
-        .get(header::CONTENT_TYPE)
+    let content_type = res.headers().get(header::CONTENT_TYPE);
+    let is_json = content_type
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_json_type);
-    if is_json {
+    let chosen_by_handler = content_type.is_some() && res.response().error().is_none();
+    if is_json || chosen_by_handler {
         return res;
     }
     let detail = match res.response().error() {
@@ -116,6 +118,16 @@ mod tests {
         ))
     }
 
+    async fn verbose_unready() -> HttpResponse {
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain; charset=utf-8")
+            .body("[-]db failed: reason withheld\nready check failed\n")
+    }
+
+    async fn bare_status() -> HttpResponse {
+        HttpResponse::Forbidden().finish()
+    }
+
     async fn broken() -> actix_web::Result<HttpResponse> {
         Err(actix_web::error::ErrorInternalServerError(
             "db password is hunter2",
@@ -132,6 +144,8 @@ mod tests {
                 })
                 .route("/bad", web::get().to(bad_request))
                 .route("/broken", web::get().to(broken))
+                .route("/verbose", web::get().to(verbose_unready))
+                .route("/bare", web::get().to(bare_status))
                 .default_service(web::to(not_found)),
         )
         .await;
@@ -153,6 +167,20 @@ mod tests {
         let problem: Problem = atest::read_body_json(res).await;
         assert_eq!(problem.status, 500);
         assert!(!problem.detail.contains("hunter2"), "{}", problem.detail);
+
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/bare").to_request()).await;
+        let problem: Problem = atest::read_body_json(res).await;
+        assert_eq!(problem.status, 403, "a bare status gets a problem body");
+
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/verbose").to_request()).await;
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body = atest::read_body(res).await;
+        assert!(
+            body.ends_with(b"ready check failed\n"),
+            "a handler's own text stays"
+        );
     }
 
     #[test]

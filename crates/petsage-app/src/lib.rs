@@ -51,7 +51,7 @@ pub fn build(
     matches: &ArgMatches,
     database: &DatabaseSettings,
 ) -> Result<Built, String> {
-    let mut ctx = Context::new();
+    let mut ctx = Context::for_features(features.iter().map(Registration::name));
     ctx.insert(database.clone());
     let built = features
         .iter()

@@ -39,15 +39,19 @@ pub struct Settings {
     #[arg(long, env = "PETSAGE_HEALTH_CHECK_TIMEOUT", value_name = "DURATION", default_value = "500ms", value_parser = parse_duration)]
     pub health_check_timeout: Duration,
 
-    /// How long health-check results are reused before the checks run again.
-    #[arg(long, env = "PETSAGE_HEALTH_CACHE_TTL", value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    pub health_cache_ttl: Duration,
+    /// How often each health check runs, in the background; polls read the latest results.
+    #[arg(long, env = "PETSAGE_HEALTH_INTERVAL", value_name = "DURATION", default_value = "5s", value_parser = parse_interval)]
+    pub health_interval: Duration,
 
-    /// Show failing checks' error texts in readiness bodies (they always go to the log).
-    #[arg(long, env = "PETSAGE_HEALTH_DETAILS", value_name = "true|false", default_value = "false", action = ArgAction::Set, value_parser = parse_bool)]
-    pub health_details: bool,
+    /// Failed runs in a row before a passing check counts as failed.
+    #[arg(long, env = "PETSAGE_HEALTH_FAILURE_THRESHOLD", value_name = "N", default_value = "1", value_parser = parse_threshold)]
+    pub health_failure_threshold: u32,
 
-    /// On SIGTERM/SIGINT, keep serving (readiness 503) this long before closing the listener.
+    /// Passing runs in a row before a failed check counts as passing again.
+    #[arg(long, env = "PETSAGE_HEALTH_SUCCESS_THRESHOLD", value_name = "N", default_value = "1", value_parser = parse_threshold)]
+    pub health_success_threshold: u32,
+
+    /// On SIGTERM/SIGINT, keep serving (readiness 503, health and liveness unchanged) this long before closing the listener.
     #[arg(long, env = "PETSAGE_SHUTDOWN_DELAY", value_name = "DURATION", default_value = "0s", value_parser = parse_duration)]
     pub shutdown_delay: Duration,
 
@@ -89,6 +93,21 @@ fn parse_bind(value: &str) -> Result<SocketAddr, String> {
     value
         .parse()
         .map_err(|_| "expected IP:PORT, for example 127.0.0.1:8080 or 0.0.0.0:8080".to_owned())
+}
+
+fn parse_interval(value: &str) -> Result<Duration, String> {
+    match parse_duration(value)? {
+        Duration::ZERO => Err("expected a duration above zero, for example 5s or 500ms".to_owned()),
+        interval => Ok(interval),
+    }
+}
+
+fn parse_threshold(value: &str) -> Result<u32, String> {
+    value
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| "expected a whole number of runs, 1 or more".to_owned())
 }
 
 fn parse_bytes(value: &str) -> Result<usize, String> {
@@ -141,8 +160,9 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         checks,
         MonitorSettings {
             check_timeout: settings.health_check_timeout,
-            cache_ttl: settings.health_cache_ttl,
-            details: settings.health_details,
+            interval: settings.health_interval,
+            failure_threshold: settings.health_failure_threshold,
+            success_threshold: settings.health_success_threshold,
         },
     ));
 
@@ -241,21 +261,22 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         "listening on http://{addr} (version {}, {workers} workers, docs {}, {} health checks)",
         env!("CARGO_PKG_VERSION"),
         if settings.docs { "on" } else { "off" },
-        monitor.checks().len(),
+        monitor.check_count(),
     );
 
-    // Readiness says `starting` until every start step has run; the first
-    // failure is kept, then the server stops at once.
+    // Readiness says `starting` until every start step and the first run of
+    // every check are done; a failed step is kept, then the server stops at once.
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
     let start_failure = Arc::clone(&failure);
     let handle = server.handle();
-    let start_monitor = monitor.clone();
+    let start_monitor = monitor.clone().into_inner();
     let start = lifecycle.start();
     let started = actix_web::rt::spawn(async move {
         match start.await {
             Ok(()) => {
+                Arc::clone(&start_monitor).start().await;
                 start_monitor.set_phase(Phase::Serving);
-                info!("ready: every start step is done");
+                info!("ready: every start step and the first health-check run are done");
             }
             Err(err) => {
                 *start_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
@@ -265,6 +286,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     });
     let served = server.await;
     started.abort();
+    monitor.stop();
     lifecycle.stop().await;
     if let Some(err) = failure
         .lock()

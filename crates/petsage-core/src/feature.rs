@@ -183,6 +183,7 @@ struct Step {
 #[derive(Default)]
 pub struct Context {
     feature: &'static str,
+    features: Vec<&'static str>,
     resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     checks: Vec<HealthCheck>,
     starts: Vec<Step>,
@@ -193,6 +194,19 @@ impl Context {
     /// An empty context.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A context for a service made of the features named `features`, in registration order.
+    pub fn for_features(features: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            features: features.into_iter().collect(),
+            ..Self::default()
+        }
+    }
+
+    /// The names of the service's registered features (empty unless made by [`Context::for_features`]).
+    pub fn features(&self) -> &[&'static str] {
+        &self.features
     }
 
     /// The name of the feature being built (empty outside [`Feature::build`]).

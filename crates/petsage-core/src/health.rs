@@ -1,19 +1,19 @@
 //! Health checks contributed by features, and the [`HealthMonitor`] that runs
-//! them: concurrently, each under a timeout, cached for a TTL, with one run
-//! shared by every concurrent caller.
+//! each on its own schedule in the background. Polls only read the latest
+//! [`Snapshot`]: no request ever waits for a check.
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
 
-use actix_web::rt::time::timeout;
-use actix_web::web::Bytes;
+use actix_web::rt::task::JoinHandle;
+use actix_web::rt::time::{sleep_until, timeout};
 use futures_util::FutureExt;
-use futures_util::future::{Shared, join_all};
-use log::{info, warn};
+use futures_util::future::join_all;
+use log::{debug, info, warn};
 
 /// What a health check's future resolves to: `Err` explains the failure.
 pub type CheckOutcome = Result<(), String>;
@@ -25,6 +25,7 @@ type CheckFn = dyn Fn() -> Pin<Box<dyn Future<Output = CheckOutcome> + Send>> + 
 pub struct HealthCheck {
     name: String,
     critical: bool,
+    component_type: &'static str,
     run: Arc<CheckFn>,
 }
 
@@ -55,18 +56,15 @@ impl HealthCheck {
         Self {
             name,
             critical,
+            component_type: "component",
             run: Arc::new(move || Box::pin(check())),
         }
     }
 
-    /// The check's name, unique within the service.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Whether a failure makes the service unavailable.
-    pub fn is_critical(&self) -> bool {
-        self.critical
+    /// Names the kind of dependency checked (`datastore`, `system`; `component` by default).
+    pub fn component_type(mut self, kind: &'static str) -> Self {
+        self.component_type = kind;
+        self
     }
 }
 
@@ -75,57 +73,79 @@ impl std::fmt::Debug for HealthCheck {
         f.debug_struct("HealthCheck")
             .field("name", &self.name)
             .field("critical", &self.critical)
+            .field("component_type", &self.component_type)
             .finish_non_exhaustive()
     }
 }
 
-/// The outcome of one check in one run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CheckResult {
+/// Where a check stands once the thresholds have judged its runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckState {
+    /// Passing.
+    Ok,
+    /// Failing: the failure threshold was reached.
+    Failed,
+}
+
+impl CheckState {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// One check's standing, as the latest runs left it.
+#[derive(Debug, Clone)]
+pub struct CheckStatus {
     /// The check's name.
     pub name: String,
     /// Whether a failure makes the service unavailable.
     pub critical: bool,
-    /// `None` when the check passed, else why it failed (including a timeout).
-    pub error: Option<String>,
-    /// How long the check took.
+    /// The kind of dependency checked.
+    pub component_type: &'static str,
+    /// Passing or failing, after the thresholds.
+    pub state: CheckState,
+    /// When the current state began.
+    pub since: SystemTime,
+    /// Failed runs in a row (0 after a passing run).
+    pub consecutive_failures: u32,
+    /// How long the latest run took.
     pub duration: Duration,
+    /// When the latest run finished.
+    pub checked_at: SystemTime,
+    /// Why the latest run failed (including a timeout); `None` if it passed.
+    pub error: Option<String>,
+    consecutive_successes: u32,
+    changed: Instant,
 }
 
-impl CheckResult {
-    /// Whether the check passed.
-    pub fn passed(&self) -> bool {
-        self.error.is_none()
+impl CheckStatus {
+    /// Whether the check counts as passing.
+    pub fn passing(&self) -> bool {
+        self.state == CheckState::Ok
     }
 }
 
-/// The results of one run of every check.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// One result per check, in registration order.
-    pub checks: Vec<CheckResult>,
-    finished: Instant,
-    /// A serialized answer derived from this report, made once by its reader
-    /// (the health feature keeps its readiness body here) instead of per poll.
-    pub rendered: OnceLock<Bytes>,
+/// Every check's latest standing; empty until the first run has finished.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// One entry per check, in registration order.
+    pub checks: Vec<CheckStatus>,
 }
 
-impl Report {
-    /// Whether any critical check failed.
-    pub fn critical_failed(&self) -> bool {
-        self.checks.iter().any(|c| c.critical && !c.passed())
-    }
-
-    /// Whether any check failed.
-    pub fn any_failed(&self) -> bool {
-        self.checks.iter().any(|c| !c.passed())
+impl Snapshot {
+    /// The check named `name`.
+    pub fn check(&self, name: &str) -> Option<&CheckStatus> {
+        self.checks.iter().find(|check| check.name == name)
     }
 }
 
-/// Where the service is in its life, as readiness sees it.
+/// Where the service is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
-    /// Not yet serving: start-up is not finished.
+    /// Not yet serving: start-up or the first check run is not finished.
     Starting,
     /// Serving traffic.
     Serving,
@@ -136,56 +156,51 @@ pub enum Phase {
 /// How the monitor runs checks.
 #[derive(Debug, Clone, Copy)]
 pub struct MonitorSettings {
-    /// Longest a single check may take before it counts as failed.
+    /// Longest a single run may take before it counts as failed.
     pub check_timeout: Duration,
-    /// How long a run's results are reused.
-    pub cache_ttl: Duration,
-    /// Whether failure texts may be shown to HTTP clients.
-    pub details: bool,
+    /// Time from the start of one run of a check to the start of its next.
+    pub interval: Duration,
+    /// Failed runs in a row that turn a passing check failed.
+    pub failure_threshold: u32,
+    /// Passing runs in a row that turn a failed check passing.
+    pub success_threshold: u32,
 }
 
-type RunFuture = Pin<Box<dyn Future<Output = Arc<Report>> + Send>>;
-
-/// Runs the service's health checks and tracks its [`Phase`]; one per process,
-/// shared by every worker.
+/// Runs the service's health checks in the background and tracks its
+/// [`Phase`]; one per process, shared by every worker.
 pub struct HealthMonitor {
     checks: Arc<[HealthCheck]>,
     settings: MonitorSettings,
     phase: AtomicU8,
-    /// The latest run: in flight, or finished with its report.
-    run: RwLock<Option<Shared<RunFuture>>>,
-    /// Per check, whether it failed last time (`None` before the first run).
-    last_failed: Arc<Mutex<Vec<Option<bool>>>>,
-    /// The report of a service with no checks, made once.
-    empty: Arc<Report>,
+    /// What polls read: replaced whole after every run.
+    snapshot: RwLock<Arc<Snapshot>>,
+    /// The writers' copy: per check, its status once it has run.
+    statuses: Mutex<Vec<Option<CheckStatus>>>,
+    schedules: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl HealthMonitor {
-    /// A monitor for `checks`, in phase [`Phase::Starting`].
+    /// A monitor for `checks`, in phase [`Phase::Starting`]; nothing runs before [`HealthMonitor::start`].
     pub fn new(checks: Vec<HealthCheck>, settings: MonitorSettings) -> Self {
         let count = checks.len();
         Self {
             checks: checks.into(),
             settings,
             phase: AtomicU8::new(Phase::Starting as u8),
-            run: RwLock::new(None),
-            last_failed: Arc::new(Mutex::new(vec![None; count])),
-            empty: Arc::new(Report {
-                checks: Vec::new(),
-                finished: Instant::now(),
-                rendered: OnceLock::new(),
-            }),
+            snapshot: RwLock::new(Arc::default()),
+            statuses: Mutex::new(vec![None; count]),
+            schedules: Mutex::new(Vec::new()),
         }
     }
 
-    /// The settings the monitor runs with.
-    pub fn settings(&self) -> MonitorSettings {
-        self.settings
+    /// The number of registered checks.
+    pub fn check_count(&self) -> usize {
+        self.checks.len()
     }
 
-    /// The registered checks.
-    pub fn checks(&self) -> &[HealthCheck] {
-        &self.checks
+    /// Whether a check named `name` is registered (it may not have run yet).
+    pub fn has_check(&self, name: &str) -> bool {
+        self.checks.iter().any(|check| check.name == name)
     }
 
     /// The current phase.
@@ -213,64 +228,147 @@ impl HealthMonitor {
             });
     }
 
-    /// The latest report, running the checks if the cached one is older than the TTL.
+    /// The latest standing of every check: a read, never a run.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Runs every check once, concurrently, and returns when all have
+    /// finished; from then on each check runs again every interval, on its own.
     ///
-    /// Concurrent callers share one run; no caller waits longer than the check timeout.
-    pub async fn report(&self) -> Arc<Report> {
-        if self.checks.is_empty() {
-            return Arc::clone(&self.empty);
+    /// Must be called inside an actix system; [`HealthMonitor::stop`] ends the schedules.
+    pub async fn start(self: Arc<Self>) {
+        let first = Instant::now();
+        let runs = self
+            .checks
+            .iter()
+            .map(|check| run_once(check, self.settings.check_timeout));
+        for (index, run) in join_all(runs).await.into_iter().enumerate() {
+            self.record(index, run);
         }
-        // The hot path: a fresh report, read under a shared lock that pollers
-        // on every worker can hold at once.
-        let in_flight = {
-            let slot = self.run.read().unwrap_or_else(PoisonError::into_inner);
-            match slot.as_ref().map(|run| (run, run.peek())) {
-                Some((_, Some(report))) if self.is_fresh(report) => return Arc::clone(report),
-                Some((run, None)) => Some(run.clone()),
-                _ => None,
-            }
-        };
-        let run = match in_flight {
-            Some(run) => run,
-            None => {
-                let mut slot = self.run.write().unwrap_or_else(PoisonError::into_inner);
-                // Another caller may have started a run since the read above.
-                match slot.as_ref().map(|run| (run, run.peek())) {
-                    Some((_, Some(report))) if self.is_fresh(report) => return Arc::clone(report),
-                    Some((run, None)) => run.clone(),
-                    _ => {
-                        let run = self.start_run();
-                        *slot = Some(run.clone());
-                        run
-                    }
+        let next = actix_web::rt::time::Instant::from_std(first + self.settings.interval);
+        let schedules = (0..self.checks.len())
+            .map(|index| actix_web::rt::spawn(Arc::clone(&self).schedule(index, next)))
+            .collect();
+        *self
+            .schedules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = schedules;
+    }
+
+    /// Stops running checks; the last snapshot stays readable.
+    pub fn stop(&self) {
+        for schedule in self
+            .schedules
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            schedule.abort();
+        }
+    }
+
+    /// Runs check `index` at `next`, then every interval after each run's start.
+    async fn schedule(self: Arc<Self>, index: usize, mut next: actix_web::rt::time::Instant) {
+        let check = &self.checks[index];
+        loop {
+            sleep_until(next).await;
+            let started = actix_web::rt::time::Instant::now();
+            let run = run_once(check, self.settings.check_timeout).await;
+            self.record(index, run);
+            // A run longer than the interval is followed by the next at once.
+            next = (started + self.settings.interval).max(actix_web::rt::time::Instant::now());
+        }
+    }
+
+    /// Folds one run into check `index`'s status, logs a change of state,
+    /// and publishes a new snapshot once every check has run.
+    fn record(&self, index: usize, run: Run) {
+        let check = &self.checks[index];
+        let mut statuses = self.statuses.lock().unwrap_or_else(PoisonError::into_inner);
+        let failed = run.error.is_some();
+        let status = match &mut statuses[index] {
+            Some(status) => {
+                if failed {
+                    status.consecutive_failures = status.consecutive_failures.saturating_add(1);
+                    status.consecutive_successes = 0;
+                } else {
+                    status.consecutive_successes = status.consecutive_successes.saturating_add(1);
+                    status.consecutive_failures = 0;
                 }
+                let next = match status.state {
+                    CheckState::Ok
+                        if status.consecutive_failures >= self.settings.failure_threshold =>
+                    {
+                        CheckState::Failed
+                    }
+                    CheckState::Failed
+                        if status.consecutive_successes >= self.settings.success_threshold =>
+                    {
+                        CheckState::Ok
+                    }
+                    same => same,
+                };
+                if next != status.state {
+                    log_change(check, status.state, next, status.changed.elapsed(), &run);
+                    status.state = next;
+                    status.since = run.checked_at;
+                    status.changed = Instant::now();
+                }
+                status
+            }
+            // The first run decides the state: there is no earlier one to hold on to.
+            empty @ None => {
+                let state = if failed {
+                    CheckState::Failed
+                } else {
+                    CheckState::Ok
+                };
+                log_first(check, &run);
+                empty.insert(CheckStatus {
+                    name: check.name.clone(),
+                    critical: check.critical,
+                    component_type: check.component_type,
+                    state,
+                    since: run.checked_at,
+                    consecutive_failures: u32::from(failed),
+                    consecutive_successes: u32::from(!failed),
+                    duration: run.duration,
+                    checked_at: run.checked_at,
+                    error: None,
+                    changed: Instant::now(),
+                })
             }
         };
-        run.await
-    }
-
-    fn is_fresh(&self, report: &Report) -> bool {
-        report.finished.elapsed() < self.settings.cache_ttl
-    }
-
-    fn start_run(&self) -> Shared<RunFuture> {
-        let checks = Arc::clone(&self.checks);
-        let limit = self.settings.check_timeout;
-        let last_failed = Arc::clone(&self.last_failed);
-        let run: RunFuture = Box::pin(async move {
-            let results = join_all(checks.iter().map(|check| run_one(check, limit))).await;
-            log_changes(&results, &last_failed);
-            Arc::new(Report {
-                checks: results,
-                finished: Instant::now(),
-                rendered: OnceLock::new(),
-            })
-        });
-        run.shared()
+        status.duration = run.duration;
+        status.checked_at = run.checked_at;
+        status.error = run.error;
+        if statuses.iter().all(Option::is_some) {
+            let snapshot = Arc::new(Snapshot {
+                checks: statuses.iter().flatten().cloned().collect(),
+            });
+            *self
+                .snapshot
+                .write()
+                .unwrap_or_else(PoisonError::into_inner) = snapshot;
+        }
     }
 }
 
-async fn run_one(check: &HealthCheck, limit: Duration) -> CheckResult {
+impl Drop for HealthMonitor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One run of one check.
+struct Run {
+    error: Option<String>,
+    duration: Duration,
+    checked_at: SystemTime,
+}
+
+async fn run_once(check: &HealthCheck, limit: Duration) -> Run {
     let started = Instant::now();
     let outcome = AssertUnwindSafe(timeout(limit, (check.run)()))
         .catch_unwind()
@@ -281,32 +379,45 @@ async fn run_one(check: &HealthCheck, limit: Duration) -> CheckResult {
         Ok(Err(_elapsed)) => Some(format!("timed out after {} ms", limit.as_millis())),
         Err(_panic) => Some("the check panicked".to_owned()),
     };
-    CheckResult {
-        name: check.name.clone(),
-        critical: check.critical,
+    Run {
         error,
         duration: started.elapsed(),
+        checked_at: SystemTime::now(),
     }
 }
 
-/// Logs a check's failure once when it starts failing, and once when it recovers.
-fn log_changes(results: &[CheckResult], last_failed: &Mutex<Vec<Option<bool>>>) {
-    let mut last = last_failed.lock().unwrap_or_else(PoisonError::into_inner);
-    for (result, last) in results.iter().zip(last.iter_mut()) {
-        let failed = !result.passed();
-        match (*last, &result.error) {
-            (Some(true), None) => info!("health check {:?} recovered", result.name),
-            (None | Some(false), Some(err)) => {
-                let kind = if result.critical {
-                    "critical"
-                } else {
-                    "non-critical"
-                };
-                warn!("{kind} health check {:?} failed: {err}", result.name);
-            }
-            _ => {}
-        }
-        *last = Some(failed);
+fn kind(check: &HealthCheck) -> &'static str {
+    if check.critical {
+        "critical"
+    } else {
+        "non-critical"
+    }
+}
+
+fn log_first(check: &HealthCheck, run: &Run) {
+    match &run.error {
+        Some(err) => warn!(
+            "health check {:?} ({}) is failed on its first run: {err}",
+            check.name,
+            kind(check)
+        ),
+        None => debug!("health check {:?} is ok on its first run", check.name),
+    }
+}
+
+/// One line per change of state: old and new state, and how long the old one lasted.
+fn log_change(check: &HealthCheck, from: CheckState, to: CheckState, lasted: Duration, run: &Run) {
+    let line = format!(
+        "health check {:?} ({}) is now {}, after {:.1} s {}",
+        check.name,
+        kind(check),
+        to.word(),
+        lasted.as_secs_f64(),
+        from.word()
+    );
+    match &run.error {
+        Some(err) => warn!("{line}: {err}"),
+        None => info!("{line}"),
     }
 }
 
@@ -315,34 +426,111 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
-    fn settings(ttl: Duration) -> MonitorSettings {
+    fn settings(interval: Duration, failure: u32, success: u32) -> MonitorSettings {
         MonitorSettings {
             check_timeout: Duration::from_millis(100),
-            cache_ttl: ttl,
-            details: false,
+            interval,
+            failure_threshold: failure,
+            success_threshold: success,
         }
     }
 
-    #[actix_web::test]
-    async fn concurrent_callers_share_one_run_until_the_ttl_passes() {
+    /// A check that fails on the runs `fails` says, counting its runs.
+    fn scripted(fails: fn(usize) -> bool) -> (HealthCheck, Arc<AtomicUsize>) {
         let runs = Arc::new(AtomicUsize::new(0));
         let counter = Arc::clone(&runs);
-        let check = HealthCheck::critical("counted", move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-            async {
-                actix_web::rt::time::sleep(Duration::from_millis(20)).await;
-                Ok(())
+        let check = HealthCheck::critical("scripted", move || {
+            let run = counter.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if fails(run) {
+                    Err(format!("run {run} fails"))
+                } else {
+                    Ok(())
+                }
             }
         });
-        let monitor = HealthMonitor::new(vec![check], settings(Duration::from_secs(60)));
-        let reports = join_all((0..50).map(|_| monitor.report())).await;
-        assert!(reports.iter().all(|r| !r.any_failed()));
-        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        (check, runs)
+    }
 
-        let monitor = HealthMonitor::new(monitor.checks().to_vec(), settings(Duration::ZERO));
-        monitor.report().await;
-        monitor.report().await;
-        assert_eq!(runs.load(Ordering::SeqCst), 3, "a zero TTL runs every time");
+    /// Feeds runs to a monitor by hand, as its schedule would.
+    fn feed(monitor: &HealthMonitor, outcomes: &[bool]) -> Vec<CheckState> {
+        outcomes
+            .iter()
+            .map(|&fails| {
+                monitor.record(
+                    0,
+                    Run {
+                        error: fails.then(|| "down".to_owned()),
+                        duration: Duration::ZERO,
+                        checked_at: SystemTime::now(),
+                    },
+                );
+                monitor.snapshot().checks[0].state
+            })
+            .collect()
+    }
+
+    #[test]
+    fn thresholds_hold_a_state_until_enough_runs_agree() {
+        use CheckState::{Failed, Ok as Up};
+        let (check, _) = scripted(|_| false);
+        let monitor = HealthMonitor::new(vec![check], settings(Duration::from_secs(1), 3, 2));
+        let states = feed(
+            &monitor,
+            &[
+                false, true, false, true, true, true, false, true, false, false,
+            ],
+        );
+        assert_eq!(
+            states,
+            [Up, Up, Up, Up, Up, Failed, Failed, Failed, Failed, Up]
+        );
+        assert_eq!(monitor.snapshot().checks[0].consecutive_failures, 0);
+    }
+
+    #[test]
+    fn the_first_run_decides_and_a_threshold_of_one_follows_every_run() {
+        use CheckState::{Failed, Ok as Up};
+        let (check, _) = scripted(|_| false);
+        let monitor = HealthMonitor::new(vec![check], settings(Duration::from_secs(1), 3, 3));
+        assert_eq!(feed(&monitor, &[true]), [Failed]);
+        let (check, _) = scripted(|_| false);
+        let monitor = HealthMonitor::new(vec![check], settings(Duration::from_secs(1), 1, 1));
+        assert_eq!(
+            feed(&monitor, &[false, true, false, true]),
+            [Up, Failed, Up, Failed]
+        );
+    }
+
+    #[actix_web::test]
+    async fn start_runs_every_check_once_then_each_on_its_schedule() {
+        let (check, runs) = scripted(|run| run % 2 == 1);
+        let monitor = Arc::new(HealthMonitor::new(
+            vec![check],
+            settings(Duration::from_millis(10), 3, 1),
+        ));
+        assert!(monitor.snapshot().checks.is_empty(), "nothing before start");
+        Arc::clone(&monitor).start().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        assert!(monitor.snapshot().checks[0].passing());
+        // Wait for the schedule to run the flapping check many times.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while runs.load(Ordering::SeqCst) < 20 {
+            assert!(Instant::now() < deadline, "the schedule stopped running");
+            actix_web::rt::time::sleep(Duration::from_millis(5)).await;
+            assert!(
+                monitor.snapshot().checks[0].passing(),
+                "one failure in a row never reaches a threshold of 3"
+            );
+        }
+        monitor.stop();
+        let after_stop = runs.load(Ordering::SeqCst);
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            after_stop,
+            "stop ends the schedule"
+        );
     }
 
     #[actix_web::test]
@@ -350,25 +538,32 @@ mod tests {
         let hang = HealthCheck::critical("hang", std::future::pending::<CheckOutcome>);
         let boom = HealthCheck::non_critical("boom", || async { panic!("boom") });
         let fine = HealthCheck::non_critical("fine", || async { Ok(()) });
-        let monitor = HealthMonitor::new(vec![hang, boom, fine], settings(Duration::ZERO));
-        let started = Instant::now();
-        let report = monitor.report().await;
-        assert!(started.elapsed() < Duration::from_millis(500));
+        let monitor = Arc::new(HealthMonitor::new(
+            vec![hang, boom, fine],
+            settings(Duration::from_secs(60), 1, 1),
+        ));
+        Arc::clone(&monitor).start().await;
+        let snapshot = monitor.snapshot();
         assert_eq!(
-            report.checks[0].error.as_deref(),
+            snapshot.checks[0].error.as_deref(),
             Some("timed out after 100 ms")
         );
+        assert!(!snapshot.checks[0].passing());
         assert_eq!(
-            report.checks[1].error.as_deref(),
+            snapshot.checks[1].error.as_deref(),
             Some("the check panicked")
         );
-        assert!(report.checks[2].passed());
-        assert!(report.critical_failed());
+        assert!(snapshot.checks[2].passing());
+        assert_eq!(
+            snapshot.check("fine").map(|c| c.name.as_str()),
+            Some("fine")
+        );
+        monitor.stop();
     }
 
     #[test]
     fn draining_is_final() {
-        let monitor = HealthMonitor::new(Vec::new(), settings(Duration::ZERO));
+        let monitor = HealthMonitor::new(Vec::new(), settings(Duration::from_secs(1), 1, 1));
         assert_eq!(monitor.phase(), Phase::Starting);
         monitor.set_phase(Phase::Serving);
         monitor.set_phase(Phase::Draining);

@@ -18,7 +18,8 @@ pub mod testing;
 
 pub use feature::{BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, register};
 pub use health::{
-    CheckOutcome, CheckResult, HealthCheck, HealthMonitor, MonitorSettings, Phase, Report,
+    CheckOutcome, CheckState, CheckStatus, HealthCheck, HealthMonitor, MonitorSettings, Phase,
+    Snapshot,
 };
 pub use json::{JsonBody, Validate, parse as parse_json};
 pub use openapi::document_head;

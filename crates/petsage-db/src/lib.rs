@@ -313,6 +313,7 @@ impl Database {
             let pool = pool.clone();
             async move { ping(&pool).await.map_err(|err| err.to_string()) }
         })
+        .component_type("datastore")
     }
 
     async fn close(&self) {

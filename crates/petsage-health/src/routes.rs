@@ -1,0 +1,337 @@
+//! The health endpoints: `/health` for uptime checkers, `/health/ready` (and
+//! one check at `/health/ready/{check}`) for load balancers, `/health/live`
+//! for orchestrators, and `/info` for people. Every one reads the monitor's
+//! latest snapshot; none waits for a check.
+
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::{Instant, SystemTime};
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::{Bytes, Data, Path};
+use actix_web::{HttpRequest, HttpResponse};
+use petsage_core::{HealthMonitor, Phase, Problem, Snapshot};
+
+use crate::model::{
+    CheckReport, HealthCheckResponse, HealthStatus, IetfHealth, InfoResponse, LivenessResponse,
+    PhaseName, ReadinessResponse, VerboseFlag,
+};
+use crate::views::{Format, View, ietf, json_bytes, verbose};
+use crate::{BUILD_TIME, GIT_COMMIT, RUSTC, SERVICE_NAME, TARGET, VERSION, rfc3339};
+
+/// What the health endpoints read besides the monitor: settings, start time,
+/// feature names, and the readiness body rendered for the latest snapshot.
+pub(crate) struct HealthState {
+    pub(crate) details: bool,
+    pub(crate) started_at: SystemTime,
+    pub(crate) started: Instant,
+    pub(crate) features: Vec<String>,
+    /// The plain readiness body, made once per snapshot and phase instead of per poll.
+    ready_body: RwLock<Option<(Arc<Snapshot>, Phase, Bytes)>>,
+}
+
+impl HealthState {
+    pub(crate) fn new(details: bool, features: Vec<String>) -> Self {
+        Self {
+            details,
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+            features,
+            ready_body: RwLock::new(None),
+        }
+    }
+
+    fn ready_body(
+        &self,
+        snapshot: &Arc<Snapshot>,
+        phase: Phase,
+        render: impl FnOnce() -> Bytes,
+    ) -> Bytes {
+        if let Some((cached, cached_phase, body)) = &*self
+            .ready_body
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            && Arc::ptr_eq(cached, snapshot)
+            && *cached_phase == phase
+        {
+            return body.clone();
+        }
+        let body = render();
+        *self
+            .ready_body
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((Arc::clone(snapshot), phase, body.clone()));
+        body
+    }
+}
+
+/// The `ok` bodies never change during a run: serialize them once, not per poll.
+static OK_BODY: LazyLock<Bytes> =
+    LazyLock::new(|| json_bytes(&HealthCheckResponse::new(HealthStatus::Ok)));
+static LIVE_BODY: LazyLock<Bytes> = LazyLock::new(|| {
+    json_bytes(&LivenessResponse {
+        status: HealthStatus::Ok,
+    })
+});
+
+/// A health response: never cached. The header values are static, so
+/// building one allocates nothing.
+fn answer(passed: bool, content_type: &'static str, body: impl Into<Bytes>) -> HttpResponse {
+    let status = if passed {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .body(body.into())
+}
+
+const JSON: &str = "application/json";
+const TEXT: &str = "text/plain; charset=utf-8";
+const HEALTH_JSON: &str = "application/health+json";
+
+/// Answers `GET`/`HEAD /health` with the service's status, name and version.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health_check",
+    tag = "System",
+    summary = "Perform a system health check",
+    description = "This endpoint can be used to verify that the PetSage backend service is operational. It's a lightweight check ideal for automated monitoring.\n\n\
+        The status comes from the service's checks, which run in the background: polling never runs one. A drain does not change it (readiness reports that). \
+        `?verbose` or `Accept: text/plain` answers in Kubernetes' verbose text; `Accept: application/health+json` in the IETF health format; `?exclude=<check>` leaves a check out.",
+    params(
+        ("verbose" = Option<VerboseFlag>, Query, description = "Answer in Kubernetes' verbose text: `[+]<check> ok` per check, then `health check passed`."),
+        ("exclude" = Option<Vec<String>>, Query, style = Form, explode, description = "A check to leave out of this answer; repeatable."),
+    ),
+    responses(
+        (status = 200, description = "The service is operational: `ok`, or `degraded` when a non-critical check fails.",
+         content((HealthCheckResponse = "application/json"), (IetfHealth = "application/health+json"), (String = "text/plain")),
+         headers(("Cache-Control" = String, description = "Always `no-store`: health is never cached."))),
+        (status = 503, description = "The service is `unavailable`: a critical check fails, or it is starting.",
+         content((HealthCheckResponse = "application/json", example = json!({"status": "unavailable", "service_name": SERVICE_NAME, "version": VERSION})),
+                 (IetfHealth = "application/health+json"), (String = "text/plain")),
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 400, description = "`verbose` is not one of its values.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn health_check(
+    req: HttpRequest,
+    monitor: Data<HealthMonitor>,
+    state: Data<HealthState>,
+) -> Result<HttpResponse, Problem> {
+    let view = View::of(&req, true)?;
+    let snapshot = monitor.snapshot();
+    let phase = monitor.phase();
+    let status = HealthStatus::of_service(phase, view.included(&snapshot.checks));
+    Ok(match view.format {
+        Format::Json if status == HealthStatus::Ok => answer(true, JSON, OK_BODY.clone()),
+        Format::Json => answer(
+            status.passed(),
+            JSON,
+            json_bytes(&HealthCheckResponse::new(status)),
+        ),
+        Format::Text => {
+            let starting = (phase == Phase::Starting).then_some(("phase", Err("starting")));
+            let extra: Vec<_> = starting.into_iter().collect();
+            let text = verbose(
+                "health",
+                &view,
+                &snapshot.checks,
+                &extra,
+                status.passed(),
+                state.details,
+            );
+            answer(status.passed(), TEXT, text)
+        }
+        Format::Ietf => {
+            let output = (phase == Phase::Starting).then(|| "the instance is starting".to_owned());
+            let body = ietf(
+                status,
+                view.included(&snapshot.checks),
+                output,
+                state.details,
+            );
+            answer(status.passed(), HEALTH_JSON, json_bytes(&body))
+        }
+    })
+}
+
+/// Answers `GET`/`HEAD /health/ready` with the phase and every check's standing.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "health_ready",
+    tag = "System",
+    summary = "Readiness: may this instance receive traffic?",
+    description = "200 while serving with no critical check failing; 503 while starting, draining, or when a critical check fails. Load balancers and Kubernetes readiness probes poll this. \
+        Checks run in the background on their own schedule, so a poll only reads their latest results. \
+        `?verbose` or `Accept: text/plain` answers in Kubernetes' verbose text; `Accept: application/health+json` in the IETF health format; `?exclude=<check>` leaves a check out.",
+    params(
+        ("verbose" = Option<VerboseFlag>, Query, description = "Answer in Kubernetes' verbose text: `[+]<check> ok` per check, then `ready check passed`."),
+        ("exclude" = Option<Vec<String>>, Query, style = Form, explode, description = "A check to leave out of this answer; repeatable."),
+    ),
+    responses(
+        (status = 200, description = "Ready: `ok`, or `degraded` when a non-critical check fails.",
+         content((ReadinessResponse = "application/json"), (IetfHealth = "application/health+json"), (String = "text/plain")),
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 503, description = "Not ready: send no traffic.",
+         content((ReadinessResponse = "application/json", example = json!({"status": "unavailable", "phase": "draining", "checks": []})),
+                 (IetfHealth = "application/health+json"), (String = "text/plain")),
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 400, description = "`verbose` is not one of its values.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn health_ready(
+    req: HttpRequest,
+    monitor: Data<HealthMonitor>,
+    state: Data<HealthState>,
+) -> Result<HttpResponse, Problem> {
+    let view = View::of(&req, true)?;
+    let snapshot = monitor.snapshot();
+    let phase = monitor.phase();
+    let status = HealthStatus::of_instance(phase, view.included(&snapshot.checks));
+    let details = state.details;
+    let readiness = || ReadinessResponse {
+        status,
+        phase: phase.into(),
+        checks: view
+            .included(&snapshot.checks)
+            .map(|check| CheckReport::new(check, details))
+            .collect(),
+    };
+    Ok(match view.format {
+        Format::Json if view.exclude.is_empty() => {
+            let body = state.ready_body(&snapshot, phase, || json_bytes(&readiness()));
+            answer(status.passed(), JSON, body)
+        }
+        Format::Json => answer(status.passed(), JSON, json_bytes(&readiness())),
+        Format::Text => {
+            let serving = if phase == Phase::Serving {
+                Ok(())
+            } else {
+                Err(PhaseName::from(phase).word())
+            };
+            let text = verbose(
+                "ready",
+                &view,
+                &snapshot.checks,
+                &[("phase", serving)],
+                status.passed(),
+                details,
+            );
+            answer(status.passed(), TEXT, text)
+        }
+        Format::Ietf => {
+            let output = (phase != Phase::Serving)
+                .then(|| format!("the instance is {}", PhaseName::from(phase).word()));
+            let body = ietf(status, view.included(&snapshot.checks), output, details);
+            answer(status.passed(), HEALTH_JSON, json_bytes(&body))
+        }
+    })
+}
+
+/// Answers `GET`/`HEAD /health/ready/{check}` with one check's standing.
+#[utoipa::path(
+    get,
+    path = "/health/ready/{check}",
+    operation_id = "health_ready_check",
+    tag = "System",
+    summary = "One check alone: does it pass?",
+    description = "200 when the named check passes, 503 when it fails, whatever the other checks and the instance's phase say.",
+    params(("check" = String, Path, description = "The check's name, as readiness lists it.", example = "database")),
+    responses(
+        (status = 200, description = "The check passes.", body = CheckReport,
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 503, description = "The check fails, or has not run yet.", body = CheckReport,
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 404, description = "No check has that name.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn health_ready_check(
+    check: Path<String>,
+    monitor: Data<HealthMonitor>,
+    state: Data<HealthState>,
+) -> Result<HttpResponse, Problem> {
+    let snapshot = monitor.snapshot();
+    match snapshot.check(&check) {
+        Some(found) => {
+            let body = json_bytes(&CheckReport::new(found, state.details));
+            Ok(answer(found.passing(), JSON, body))
+        }
+        None if monitor.has_check(&check) => {
+            let mut problem = Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("health check {:?} has not run yet", check.as_str()),
+            );
+            problem.retry_after = Some(1);
+            Err(problem)
+        }
+        None => Err(Problem::new(
+            StatusCode::NOT_FOUND,
+            format!("no health check named {:?}", check.as_str()),
+        )),
+    }
+}
+
+/// Answers `GET`/`HEAD /health/live`: 200 whenever the process can answer.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "health_live",
+    tag = "System",
+    summary = "Liveness: is the process able to answer?",
+    description = "Always 200 while the process can serve, including while it drains, so an orchestrator never restarts an instance that is only shutting down. Runs no checks. \
+        `?verbose` or `Accept: text/plain` answers in Kubernetes' verbose text.",
+    params(
+        ("verbose" = Option<VerboseFlag>, Query, description = "Answer in Kubernetes' verbose text: `[+]ping ok`, then `live check passed`."),
+        ("exclude" = Option<Vec<String>>, Query, style = Form, explode, description = "Accepted for symmetry; liveness runs no checks."),
+    ),
+    responses(
+        (status = 200, description = "The process is alive.",
+         content((LivenessResponse = "application/json"), (String = "text/plain")),
+         headers(("Cache-Control" = String, description = "Always `no-store`."))),
+        (status = 400, description = "`verbose` is not one of its values.", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub(crate) async fn health_live(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    let view = View::of(&req, false)?;
+    Ok(match view.format {
+        Format::Text => {
+            let text = verbose("live", &view, &[], &[("ping", Ok(()))], true, false);
+            answer(true, TEXT, text)
+        }
+        Format::Json | Format::Ietf => answer(true, JSON, LIVE_BODY.clone()),
+    })
+}
+
+/// Answers `GET`/`HEAD /info` with what this build is and how long it has run.
+#[utoipa::path(
+    get,
+    path = "/info",
+    operation_id = "service_info",
+    tag = "System",
+    summary = "Build and run information",
+    description = "The version, the git commit, the build's time, compiler and target, when the process started, and the registered features. No settings, secrets or environment.",
+    responses(
+        (status = 200, description = "This build and this process.", body = InfoResponse,
+         headers(("Cache-Control" = String, description = "Always `no-store`: the uptime changes."))),
+    )
+)]
+pub(crate) async fn service_info(state: Data<HealthState>) -> HttpResponse {
+    let info = InfoResponse {
+        service_name: SERVICE_NAME.to_owned(),
+        version: VERSION.to_owned(),
+        git_commit: GIT_COMMIT.to_owned(),
+        build_time: BUILD_TIME.clone(),
+        rustc: RUSTC.to_owned(),
+        target: TARGET.to_owned(),
+        started_at: rfc3339(state.started_at),
+        uptime_s: state.started.elapsed().as_secs(),
+        features: state.features.clone(),
+    };
+    answer(true, JSON, json_bytes(&info))
+}
