@@ -829,7 +829,11 @@ mod tests {
         for (i, target) in TARGETS.iter().enumerate() {
             assert_eq!(target_index(target.id), i, "{} is listed twice", target.id);
             let baseline = &TARGETS[target_index(target.baseline)];
-            assert_eq!(baseline.baseline, baseline.id, "{} is not a baseline", baseline.id);
+            assert_eq!(
+                baseline.baseline, baseline.id,
+                "{} is not a baseline",
+                baseline.id
+            );
         }
     }
 

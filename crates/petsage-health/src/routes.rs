@@ -83,10 +83,13 @@ fn answer(passed: bool, content_type: &'static str, body: impl Into<Bytes>) -> H
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static(content_type)))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .body(body.into())
+    // Straight into the response's header map: the builder's conversions
+    // cost a health poll about 300 instructions (callgrind).
+    let mut res = HttpResponse::with_body(status, body.into()).map_into_boxed_body();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
 }
 
 const JSON: &str = "application/json";
