@@ -120,6 +120,14 @@ fn cases() -> Vec<Case> {
         case("GET with a body", "GET /api/v1/health HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello", Status(200)),
         case("Expect: 100-continue", "GET /api/v1/health HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nExpect: 100-continue\r\n\r\n", Status(200)),
         case("absolute-form target", "GET http://petsage/api/v1/health HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\n\r\n", Status(200)),
+        // What reaches the log: request IDs, quotes and bytes that are not UTF-8.
+        case("request id with a control byte", &b"GET /api/v1/health HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nX-Request-Id: a\x01b\r\n\r\n"[..], Reject),
+        case("request id with quotes and a space", "GET /api/v1/nope HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nX-Request-Id: \"x\" y\r\n\r\n", Status(404)),
+        case("request id of 129 characters", format!("GET /api/v1/nope HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nX-Request-Id: {}\r\n\r\n", "r".repeat(129)), Status(404)),
+        case("request id not UTF-8", &b"GET /api/v1/nope HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nX-Request-Id: \xff\xfe\r\n\r\n"[..], Status(404)),
+        case("quote and backslash in the path", "GET /api/v1/a\"b\\c HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\n\r\n", Reject),
+        case("path not UTF-8", &b"GET /api/v1/\xff\xfe HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\n\r\n"[..], Reject),
+        case("escaped newline in the path", get("/api/v1/a%0d%0aINFO%20forged"), Reject),
     ];
     let mut pipelined = Vec::new();
     for _ in 0..499 {
@@ -177,6 +185,8 @@ fn hostile_requests_get_a_4xx_or_a_close_and_never_hurt_the_service() {
     let server = Server::builder(APP)
         .env("PETSAGE_CLIENT_REQUEST_TIMEOUT", "2s")
         .env("PETSAGE_TEST_CHECKS", "db:critical")
+        .env("PETSAGE_LOG_FORMAT", "json")
+        .env("RUST_LOG", "debug")
         .start();
     let cases = cases();
     assert!(cases.len() >= 40, "{} cases", cases.len());
@@ -232,6 +242,83 @@ fn hostile_requests_get_a_4xx_or_a_close_and_never_hurt_the_service() {
     println!("hostile input: {passed} of {} cases passed", cases.len());
     let log = server.log();
     assert!(!log.contains("panicked"), "{log}");
+
+    // The JSON log of all of it: every line one valid object, and no client
+    // request ID that is not safe to echo.
+    let lines: Vec<&str> = log.lines().collect();
+    let bad: Vec<&&str> = lines
+        .iter()
+        .filter(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .map_or(true, |v| !v["ts"].is_string() || !v["msg"].is_string())
+        })
+        .collect();
+    println!(
+        "JSON log of the hostile suite: {} lines, {} bad",
+        lines.len(),
+        bad.len()
+    );
+    assert!(lines.len() > cases.len(), "too few lines to prove anything");
+    assert_eq!(bad, Vec::<&&str>::new());
+    let access: Vec<serde_json::Value> = lines
+        .iter()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|v| v["target"] == "petsage::access")
+        .collect();
+    assert!(!access.is_empty());
+    for line in &access {
+        let id = line["request_id"]
+            .as_str()
+            .expect("every access line has an ID");
+        assert!(
+            id.len() <= 128 && !id.contains('"') && !id.contains(' '),
+            "{line}"
+        );
+        assert!(
+            line["status"].is_u64() && line["duration_ms"].is_f64(),
+            "{line}"
+        );
+    }
+}
+
+/// The `x-request-id` of a raw reply.
+fn request_id_of(reply: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(reply)
+        .lines()
+        .find_map(|l| l.strip_prefix("x-request-id: ").map(str::to_owned))
+}
+
+#[test]
+fn request_ids_are_echoed_only_when_safe() {
+    let server = Server::builder(APP).start();
+    let with_id = |id: &[u8]| {
+        let mut bytes =
+            b"GET /api/v1/nope HTTP/1.1\r\nHost: petsage\r\nConnection: close\r\nX-Request-Id: "
+                .to_vec();
+        bytes.extend_from_slice(id);
+        bytes.extend_from_slice(b"\r\n\r\n");
+        let (reply, _, _) = exchange(&server, &bytes);
+        reply
+    };
+    let reply = with_id(b"checkout-42:a.b_c");
+    assert_eq!(request_id_of(&reply).as_deref(), Some("checkout-42:a.b_c"));
+    let body = String::from_utf8_lossy(&reply);
+    assert!(
+        body.contains(r#""request_id":"checkout-42:a.b_c""#),
+        "{body}"
+    );
+    server.wait_for_log("checkout-42:a.b_c", Duration::from_secs(5));
+
+    // (A control byte never gets this far: actix's parser answers it 400.)
+    let long = "r".repeat(129);
+    for hostile in [&b"\"x\" y"[..], long.as_bytes(), b"\xff\xfe", b"tab\there"] {
+        let reply = with_id(hostile);
+        let id = request_id_of(&reply).expect("a new ID");
+        assert_eq!(id.len(), 36, "a generated UUID, not {hostile:?}: {id}");
+        assert!(String::from_utf8_lossy(&reply).contains(&format!(r#""request_id":"{id}""#)));
+    }
+    let log = server.log();
+    assert!(!log.contains(&long) && !log.contains("\"x\" y"), "{log}");
 }
 
 #[test]

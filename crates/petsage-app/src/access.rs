@@ -9,6 +9,7 @@ use std::time::Instant;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode, Uri, Version};
 use log::Level;
+use petsage_core::RequestId;
 
 /// The log target of access lines.
 pub(crate) const TARGET: &str = "petsage::access";
@@ -20,11 +21,16 @@ pub(crate) struct AccessLine {
     method: Method,
     uri: Uri,
     version: Version,
+    id: RequestId,
 }
 
 impl AccessLine {
     /// Starts timing `req`, unless its path is quiet or access lines are off.
-    pub(crate) fn start(req: &ServiceRequest, quiet_paths: &[String]) -> Option<Self> {
+    pub(crate) fn start(
+        req: &ServiceRequest,
+        quiet_paths: &[String],
+        id: &RequestId,
+    ) -> Option<Self> {
         // The path comparison first: it is cheaper than asking the logger,
         // and health polls, the most frequent requests, stop at it.
         if quiet_paths.iter().any(|path| path == req.path())
@@ -38,22 +44,32 @@ impl AccessLine {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
+            id: id.clone(),
         })
     }
 
-    /// `127.0.0.1:5000 "GET /api/v1/pets/1 HTTP/1.1" 200 0.412ms`
-    pub(crate) fn finish(self, status: StatusCode) {
+    /// `127.0.0.1:5000 "GET /api/v1/pets/1 HTTP/1.1" 200 0.412ms 0193…`, with
+    /// the same facts as key-values for the JSON log; `route` is the matched
+    /// route template (`unmatched` when none).
+    pub(crate) fn finish(self, status: StatusCode, route: Option<&str>) {
         let peer = self
             .peer
             .map_or_else(|| "-".to_owned(), |peer| peer.to_string());
+        let duration_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         log::info!(
             target: TARGET,
-            "{peer} \"{} {} {:?}\" {} {:.3}ms",
+            request_id = self.id.as_str(),
+            method = self.method.as_str(),
+            route = route.unwrap_or("unmatched"),
+            status = status.as_u16(),
+            duration_ms = duration_ms,
+            peer = peer.as_str();
+            "{peer} \"{} {} {:?}\" {} {duration_ms:.3}ms {}",
             self.method,
             self.uri,
             self.version,
             status.as_u16(),
-            self.started.elapsed().as_secs_f64() * 1e3
+            self.id,
         );
     }
 }

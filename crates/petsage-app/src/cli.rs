@@ -80,7 +80,7 @@ pub fn main(features: Vec<Registration>) -> ExitCode {
     };
     match cli.command {
         Some(Command_::Openapi) => print_openapi(&features, &matches, &cli.database),
-        Some(Command_::Migrate) => migrate(&features, &matches, cli.database),
+        Some(Command_::Migrate) => migrate(&cli.settings, &features, &matches, cli.database),
         Some(Command_::Probe { url, timeout }) => {
             let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
             probe(&url, timeout)
@@ -129,11 +129,12 @@ fn print_openapi(
 
 /// `petsage-app migrate`: run the start steps (connect, migrate) and the stop steps, then exit.
 fn migrate(
+    settings: &Settings,
     features: &[Registration],
     matches: &ArgMatches,
     mut database: DatabaseSettings,
 ) -> ExitCode {
-    init_logging();
+    crate::logging::init(settings.log_format);
     database.migrate = true;
     let outcome = actix_web::rt::System::new().block_on(async move {
         let mut built = build(features, matches, &database)?;
@@ -197,7 +198,7 @@ fn serve(
     matches: &ArgMatches,
     database: &DatabaseSettings,
 ) -> ExitCode {
-    init_logging();
+    crate::logging::init(settings.log_format);
     let listener = match TcpListener::bind(settings.bind) {
         Ok(listener) => listener,
         Err(err) => {
@@ -223,11 +224,6 @@ fn serve(
             ExitCode::FAILURE
         }
     }
-}
-
-/// Logs go to stderr through env_logger: `info` unless `RUST_LOG` says otherwise.
-fn init_logging() {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
 }
 
 /// Prints help and version as clap does; anything else as one line, exit code 2.

@@ -7,7 +7,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 use log::error;
-use petsage_core::Problem;
+use petsage_core::{Problem, RequestId};
 
 /// Turns a 4xx/5xx response that actix or an extractor made (an `Error`, or
 /// no body type at all) into a problem body; any other response passes
@@ -75,13 +75,15 @@ pub(crate) fn headers_too_large(req: ServiceRequest, size: usize, max: usize) ->
 /// The answer to a request whose handler panicked: a 500 problem, returned as
 /// an error because the request is gone (actix routing needs the only handle
 /// on it). The panic hook has already logged where it happened.
-pub(crate) fn handler_panicked() -> actix_web::Error {
-    error!("a handler panicked; answered 500");
-    Problem::new(
+pub(crate) fn handler_panicked(id: &RequestId) -> actix_web::Error {
+    error!("a handler panicked; answered 500 (request {id})");
+    let mut problem = Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the server could not complete this request",
-    )
-    .into()
+    );
+    // Rendered by actix after this layer, where no request is current.
+    problem.request_id = Some(id.as_str().into());
+    problem.into()
 }
 
 /// The app's fallback: no route matched the path.

@@ -10,9 +10,11 @@ pub mod cli;
 mod docs;
 mod drain;
 mod errors;
+mod logging;
 mod server;
 
 pub use docs::openapi;
+pub use logging::LogFormat;
 pub use server::{Settings, run};
 
 use std::sync::Arc;

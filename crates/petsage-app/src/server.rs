@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::ConnectionType;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
 use futures_util::FutureExt;
 use log::info;
+use petsage_core::request_id::{self, RequestId};
 use petsage_core::settings::{parse_bool, parse_count, parse_duration};
 use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
@@ -75,6 +76,10 @@ pub struct Settings {
     #[arg(long, env = "PETSAGE_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = parse_bytes)]
     pub max_header_bytes: usize,
 
+    /// Log lines as `text` or `json` (one object per line, for a log pipeline).
+    #[arg(long, env = "PETSAGE_LOG_FORMAT", value_name = "text|json", default_value = "text", value_parser = crate::logging::parse_log_format)]
+    pub log_format: crate::LogFormat,
+
     /// Largest request body accepted, in bytes; a larger one gets 413.
     #[arg(long, env = "PETSAGE_MAX_BODY_BYTES", value_name = "BYTES", default_value = "65536", value_parser = parse_bytes)]
     pub max_body_bytes: usize,
@@ -116,9 +121,9 @@ fn parse_bytes(value: &str) -> Result<usize, String> {
         .map_err(|_| "expected a whole number of bytes, for example 65536".to_owned())
 }
 
-fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode) {
+fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode, route: Option<&str>) {
     if let Some(line) = line {
-        line.finish(status);
+        line.finish(status, route);
     }
 }
 
@@ -185,17 +190,24 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
             // One guard around every handler, kept to a single layer because
-            // every poll passes through it: oversized headers get 431, a
-            // panicking handler a 500 problem, any other error a problem body,
-            // every answer `nosniff`, requests that start while draining
+            // every poll passes through it: every request gets its ID (the
+            // client's safe `X-Request-Id`, or a new one) in its response and
+            // its problem bodies, oversized headers get 431, a panicking
+            // handler a 500 problem, any other error a problem body, every
+            // answer `nosniff`, requests that start while draining
             // `Connection: close`, and every request but the quiet ones an
             // access-log line.
             .wrap_fn(move |req, srv| {
-                let access = AccessLine::start(&req, &quiet_paths);
+                let id = RequestId::from_client_or_new(
+                    req.headers()
+                        .get(request_id::HEADER)
+                        .map(HeaderValue::as_bytes),
+                );
+                let access = AccessLine::start(&req, &quiet_paths, &id);
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
                 let call = if size <= max_header_bytes {
-                    Ok(AssertUnwindSafe(srv.call(req)).catch_unwind())
+                    Ok(AssertUnwindSafe(id.clone().scope(srv.call(req))).catch_unwind())
                 } else {
                     Err(req)
                 };
@@ -204,19 +216,28 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                         Ok(call) => match call.await {
                             Ok(Ok(res)) => res.map_into_left_body(),
                             Ok(Err(err)) => {
-                                log_access(access, err.as_response_error().status_code());
+                                log_access(access, err.as_response_error().status_code(), None);
                                 return Err(err);
                             }
                             Err(_panic) => {
-                                let err = errors::handler_panicked();
-                                log_access(access, err.as_response_error().status_code());
+                                let err = errors::handler_panicked(&id);
+                                log_access(access, err.as_response_error().status_code(), None);
                                 return Err(err);
                             }
                         },
-                        Err(req) => errors::headers_too_large(req, size, max_header_bytes)
-                            .map_into_right_body(),
+                        Err(req) => {
+                            id.clone()
+                                .scope(async move {
+                                    errors::headers_too_large(req, size, max_header_bytes)
+                                })
+                                .await
+                                .map_into_right_body()
+                        }
                     };
-                    let mut res = errors::into_problem(res);
+                    let mut res = id
+                        .clone()
+                        .scope(async move { errors::into_problem(res) })
+                        .await;
                     let headers = res.headers_mut();
                     if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
                         headers.insert(
@@ -224,12 +245,17 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                             HeaderValue::from_static("nosniff"),
                         );
                     }
+                    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
+                        headers.insert(HeaderName::from_static(request_id::HEADER), value);
+                    }
                     if draining {
                         res.response_mut()
                             .head_mut()
                             .set_connection_type(ConnectionType::Close);
                     }
-                    log_access(access, res.status());
+                    // The route template, looked up only for lines that are written.
+                    let route = access.as_ref().and_then(|_| res.request().match_pattern());
+                    log_access(access, res.status(), route.as_deref());
                     Ok(res)
                 }
             })

@@ -12,6 +12,7 @@ mod health;
 mod json;
 mod openapi;
 mod problem;
+pub mod request_id;
 mod routes;
 pub mod settings;
 pub mod testing;
@@ -24,6 +25,7 @@ pub use health::{
 pub use json::{JsonBody, Validate, parse as parse_json};
 pub use openapi::document_head;
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
+pub use request_id::RequestId;
 pub use routes::{Route, RouteInfo, Routes};
 
 #[doc(hidden)]

@@ -6,6 +6,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::RequestId;
+
 /// Media type of problem bodies.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -30,6 +32,9 @@ pub struct Problem {
     /// For `422`: each bad field of the request and what is wrong with it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// The ID of the request this answers (`X-Request-Id`), to quote in a support request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<Box<str>>,
     /// Seconds after which a retry may succeed; sent as `Retry-After`, not in the body.
     #[serde(skip)]
     pub retry_after: Option<u32>,
@@ -63,6 +68,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            request_id: None,
             retry_after: None,
         }
     }
@@ -90,9 +96,17 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The problem as a response with the `application/problem+json` type.
+    /// The problem as a response with the `application/problem+json` type;
+    /// `request_id` is the current request's unless already set.
     pub fn to_response(&self) -> HttpResponse {
-        let body = serde_json::to_vec(self).unwrap_or_default();
+        let body = match (&self.request_id, RequestId::current()) {
+            (None, Some(id)) => serde_json::to_vec(&Problem {
+                request_id: Some(id.as_str().into()),
+                ..self.clone()
+            }),
+            _ => serde_json::to_vec(self),
+        }
+        .unwrap_or_default();
         let mut builder = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after {
             builder.insert_header((header::RETRY_AFTER, seconds));
@@ -144,6 +158,19 @@ mod tests {
                 "detail": "nothing here"
             })
         );
+    }
+
+    #[actix_web::test]
+    async fn a_problem_names_the_request_it_answers() {
+        let id = RequestId::from_client(b"req-7").expect("safe");
+        let res = id
+            .scope(async { Problem::new(StatusCode::NOT_FOUND, "no").to_response() })
+            .await;
+        let body = actix_web::body::to_bytes(res.into_body())
+            .await
+            .expect("body");
+        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
+        assert_eq!(json["request_id"], "req-7");
     }
 
     #[test]
