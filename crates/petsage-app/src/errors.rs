@@ -1,13 +1,14 @@
 //! Every error leaves the service as an RFC 9457 problem body, whichever
 //! layer produced it (routing, an extractor, a handler).
 
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use log::error;
-use petsage_core::{Problem, RequestId};
+use petsage_core::{PROBLEM_CONTENT_TYPE, Problem, RequestId};
 
 /// Turns a 4xx/5xx response that actix or an extractor made (an `Error`, or
 /// no body type at all) into a problem body; any other response passes
@@ -60,6 +61,42 @@ pub(crate) fn header_bytes(req: &ServiceRequest) -> usize {
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len())
         .sum()
+}
+
+/// Adds `"request_id":"<id>"` to a problem body, as its last member; any
+/// other response passes through untouched. Problems are rare, so this costs
+/// the successful requests nothing but a header comparison.
+pub(crate) fn quote_request_id<B: MessageBody + 'static>(
+    res: ServiceResponse<EitherBody<B>>,
+    id: &RequestId,
+) -> ServiceResponse<EitherBody<B>> {
+    let is_problem = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    if !is_problem {
+        return res;
+    }
+    let (req, response) = res.into_parts();
+    let (head, body) = response.into_parts();
+    let bytes = match body.try_into_bytes() {
+        Ok(bytes) => bytes,
+        Err(body) => return ServiceResponse::new(req, head.set_body(body)),
+    };
+    // Problems are serialized objects: the ID (safe characters only, no
+    // escaping needed) goes in before the closing brace.
+    let quoted = match bytes.strip_suffix(b"}") {
+        Some(open) if !bytes.windows(12).any(|w| w == b"\"request_id\"") => {
+            let mut body = Vec::with_capacity(bytes.len() + 20 + id.as_str().len());
+            body.extend_from_slice(open);
+            body.extend_from_slice(b",\"request_id\":\"");
+            body.extend_from_slice(id.as_str().as_bytes());
+            body.extend_from_slice(b"\"}");
+            Bytes::from(body)
+        }
+        _ => bytes,
+    };
+    ServiceResponse::new(req, head.set_body(EitherBody::right(BoxBody::new(quoted))))
 }
 
 /// The 431 answer to a request whose headers total `size` bytes, over `max`.

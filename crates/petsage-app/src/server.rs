@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use actix_web::dev::Service;
 use actix_web::http::ConnectionType;
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
@@ -198,16 +198,12 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             // `Connection: close`, and every request but the quiet ones an
             // access-log line.
             .wrap_fn(move |req, srv| {
-                let id = RequestId::from_client_or_new(
-                    req.headers()
-                        .get(request_id::HEADER)
-                        .map(HeaderValue::as_bytes),
-                );
+                let id = RequestId::from_header_or_new(req.headers().get(request_id::HEADER));
                 let access = AccessLine::start(&req, &quiet_paths, &id);
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
                 let call = if size <= max_header_bytes {
-                    Ok(AssertUnwindSafe(id.clone().scope(srv.call(req))).catch_unwind())
+                    Ok(AssertUnwindSafe(srv.call(req)).catch_unwind())
                 } else {
                     Err(req)
                 };
@@ -225,19 +221,10 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                                 return Err(err);
                             }
                         },
-                        Err(req) => {
-                            id.clone()
-                                .scope(async move {
-                                    errors::headers_too_large(req, size, max_header_bytes)
-                                })
-                                .await
-                                .map_into_right_body()
-                        }
+                        Err(req) => errors::headers_too_large(req, size, max_header_bytes)
+                            .map_into_right_body(),
                     };
-                    let mut res = id
-                        .clone()
-                        .scope(async move { errors::into_problem(res) })
-                        .await;
+                    let mut res = errors::quote_request_id(errors::into_problem(res), &id);
                     let headers = res.headers_mut();
                     if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
                         headers.insert(
@@ -245,9 +232,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                             HeaderValue::from_static("nosniff"),
                         );
                     }
-                    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-                        headers.insert(HeaderName::from_static(request_id::HEADER), value);
-                    }
+                    headers.insert(request_id::HEADER, id.header_value().clone());
                     if draining {
                         res.response_mut()
                             .head_mut()

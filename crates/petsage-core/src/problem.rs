@@ -6,8 +6,6 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::RequestId;
-
 /// Media type of problem bodies.
 pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
 
@@ -96,17 +94,10 @@ impl Problem {
         StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The problem as a response with the `application/problem+json` type;
-    /// `request_id` is the current request's unless already set.
+    /// The problem as a response with the `application/problem+json` type.
+    /// (The app's guard layer adds the request's `request_id` on the way out.)
     pub fn to_response(&self) -> HttpResponse {
-        let body = match (&self.request_id, RequestId::current()) {
-            (None, Some(id)) => serde_json::to_vec(&Problem {
-                request_id: Some(id.as_str().into()),
-                ..self.clone()
-            }),
-            _ => serde_json::to_vec(self),
-        }
-        .unwrap_or_default();
+        let body = serde_json::to_vec(self).unwrap_or_default();
         let mut builder = HttpResponse::build(self.status_code());
         if let Some(seconds) = self.retry_after {
             builder.insert_header((header::RETRY_AFTER, seconds));
@@ -158,19 +149,6 @@ mod tests {
                 "detail": "nothing here"
             })
         );
-    }
-
-    #[actix_web::test]
-    async fn a_problem_names_the_request_it_answers() {
-        let id = RequestId::from_client(b"req-7").expect("safe");
-        let res = id
-            .scope(async { Problem::new(StatusCode::NOT_FOUND, "no").to_response() })
-            .await;
-        let body = actix_web::body::to_bytes(res.into_body())
-            .await
-            .expect("body");
-        let json: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        assert_eq!(json["request_id"], "req-7");
     }
 
     #[test]

@@ -1,45 +1,53 @@
 //! Request IDs: every request has one, the client's `X-Request-Id` when it
-//! is safe to echo, else one made here in the UUID v7 layout. The app sets
-//! it around each request; problem bodies and log lines read it.
+//! is safe to echo, else one made here in the UUID v7 layout. The app's guard
+//! layer sends it back, writes it into problem bodies and access lines.
 
 use std::cell::Cell;
 use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::Future;
 use std::hash::BuildHasher;
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use actix_web::http::header::{HeaderName, HeaderValue};
+
 /// The header that carries a request's ID, both ways.
-pub const HEADER: &str = "x-request-id";
+pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest ID taken from a client.
 pub const MAX_LEN: usize = 128;
-
-tokio::task_local! {
-    static CURRENT: RequestId;
-}
 
 thread_local! {
     /// A splitmix64 state per thread, seeded from the OS's randomness once.
     static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(std::thread::current().id()));
 }
 
-/// The ID of one request: 1–128 characters of `[A-Za-z0-9._:-]`.
+/// The ID of one request: 1–128 characters of `[A-Za-z0-9._:-]`, held as
+/// the header value it is sent back in (a client's is reused without a copy).
 #[derive(Clone, PartialEq, Eq)]
-pub struct RequestId(Arc<str>);
+pub struct RequestId(HeaderValue);
+
+/// Whether `value` may be echoed and logged as a request ID.
+fn is_safe(value: &[u8]) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_LEN
+        && value
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
 
 impl RequestId {
     /// The client's ID, if it is 1–128 characters of `[A-Za-z0-9._:-]`;
     /// anything else (control characters, spaces, quotes, over-long) is refused.
     pub fn from_client(value: &[u8]) -> Option<Self> {
-        let safe = !value.is_empty()
-            && value.len() <= MAX_LEN
-            && value
-                .iter()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        // Every byte was checked to be ASCII.
-        safe.then(|| Self(String::from_utf8_lossy(value).into()))
+        if !is_safe(value) {
+            return None;
+        }
+        HeaderValue::from_bytes(value).ok().map(Self)
+    }
+
+    /// [`RequestId::from_client`] for a header as received: kept without a copy.
+    pub fn from_header(value: &HeaderValue) -> Option<Self> {
+        is_safe(value.as_bytes()).then(|| Self(value.clone()))
     }
 
     /// A new ID in the UUID v7 layout: milliseconds since the epoch, then random bits.
@@ -50,53 +58,56 @@ impl RequestId {
         let (a, b) = (next_random(), next_random());
         let hi = (millis << 16) | 0x7000 | (a & 0x0fff);
         let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        // 8-4-4-4-12 hex digits, written by hand: `format!` costs a health poll
-        // several hundred instructions more.
+        // 8-4-4-4-12 hex digits, two per byte, written by hand: `format!`
+        // costs every request several hundred instructions more.
         const HEX: &[u8; 16] = b"0123456789abcdef";
-        let bits = (u128::from(hi) << 64) | u128::from(lo);
         let mut text = [b'-'; 36];
-        let mut digit = 0;
-        for (i, slot) in text.iter_mut().enumerate() {
-            if !matches!(i, 8 | 13 | 18 | 23) {
-                *slot = HEX[((bits >> (124 - 4 * digit)) & 0xf) as usize];
-                digit += 1;
+        let mut at = 0;
+        for (i, byte) in hi
+            .to_be_bytes()
+            .into_iter()
+            .chain(lo.to_be_bytes())
+            .enumerate()
+        {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
             }
+            text[at] = HEX[usize::from(byte >> 4)];
+            text[at + 1] = HEX[usize::from(byte & 0xf)];
+            at += 2;
         }
-        Self(String::from_utf8_lossy(&text).into())
+        // Hex digits and dashes are always a valid header value.
+        Self(HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-")))
     }
 
     /// The client's ID when it is safe, else a new one.
-    pub fn from_client_or_new(value: Option<&[u8]>) -> Self {
+    pub fn from_header_or_new(value: Option<&HeaderValue>) -> Self {
         value
-            .and_then(Self::from_client)
+            .and_then(Self::from_header)
             .unwrap_or_else(Self::generate)
     }
 
     /// The ID as text.
     pub fn as_str(&self) -> &str {
+        // Only safe ASCII is ever stored.
+        self.0.to_str().unwrap_or("-")
+    }
+
+    /// The ID as the header value it is sent back in.
+    pub fn header_value(&self) -> &HeaderValue {
         &self.0
-    }
-
-    /// The ID of the request being handled on this task, if any.
-    pub fn current() -> Option<Self> {
-        CURRENT.try_with(Clone::clone).ok()
-    }
-
-    /// Runs `handling` as the handling of the request with this ID.
-    pub fn scope<F: Future>(self, handling: F) -> impl Future<Output = F::Output> {
-        CURRENT.scope(self, handling)
     }
 }
 
 impl fmt::Display for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "RequestId({})", self.0)
+        write!(f, "RequestId({})", self.as_str())
     }
 }
 
@@ -139,6 +150,19 @@ mod tests {
     }
 
     #[test]
+    fn a_safe_header_is_kept_as_is() {
+        let value = HeaderValue::from_static("abc-1");
+        assert_eq!(
+            RequestId::from_header(&value).map(|id| id.to_string()),
+            Some("abc-1".to_owned())
+        );
+        let value = HeaderValue::from_static("a b");
+        assert!(RequestId::from_header(&value).is_none());
+        let new = RequestId::from_header_or_new(Some(&value));
+        assert_eq!(new.as_str().len(), 36);
+    }
+
+    #[test]
     fn generated_ids_have_the_uuid_v7_layout_and_differ() {
         let a = RequestId::generate();
         let b = RequestId::generate();
@@ -159,14 +183,5 @@ mod tests {
             RequestId::from_client(text.as_bytes()).is_some(),
             "safe to echo"
         );
-    }
-
-    #[actix_web::test]
-    async fn the_current_id_is_set_only_inside_its_scope() {
-        assert!(RequestId::current().is_none());
-        let id = RequestId::generate();
-        let inside = id.clone().scope(async { RequestId::current() }).await;
-        assert_eq!(inside, Some(id));
-        assert!(RequestId::current().is_none());
     }
 }
