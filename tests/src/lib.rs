@@ -349,6 +349,22 @@ impl Server {
         self.exchange(request)
     }
 
+    /// A test app whose one critical check, `db`, runs every 20 ms and has
+    /// failed: it returns once readiness answers 503.
+    pub fn with_failing_critical_check(binary: &str) -> Server {
+        let server = Server::builder(binary)
+            .env("PETSAGE_TEST_CHECKS", "db:critical")
+            .env("PETSAGE_HEALTH_INTERVAL", "20ms")
+            .start();
+        server.set_check("db", "fail");
+        server.wait_for_status(
+            "/api/v1/health/ready",
+            StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(5),
+        );
+        server
+    }
+
     /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`, `flap`) in the test app.
     pub fn set_check(&self, name: &str, mode: &str) {
         let reply = self.put_json(

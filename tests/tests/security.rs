@@ -103,16 +103,7 @@ fn oversized_headers_get_431() {
 
 #[test]
 fn health_bodies_carry_no_error_internals_by_default() {
-    let server = Server::builder(APP)
-        .env("PETSAGE_TEST_CHECKS", "db:critical")
-        .env("PETSAGE_HEALTH_INTERVAL", "20ms")
-        .start();
-    server.set_check("db", "fail");
-    server.wait_for_status(
-        "/api/v1/health/ready",
-        StatusCode::SERVICE_UNAVAILABLE,
-        Duration::from_secs(5),
-    );
+    let server = Server::with_failing_critical_check(APP);
     for path in [
         "/api/v1/health",
         "/api/v1/health/ready",

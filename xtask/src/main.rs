@@ -37,6 +37,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
         "prometheus-blackbox-exporter",
         "prometheus-blackbox-exporter",
     ),
+    ("promtool", "prometheus"),
     // Nagios' plugin lives outside PATH.
     (
         "/usr/lib/nagios/plugins/check_http",

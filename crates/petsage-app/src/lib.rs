@@ -11,6 +11,7 @@ mod docs;
 mod drain;
 mod errors;
 mod logging;
+mod metrics;
 mod server;
 
 pub use docs::openapi;

@@ -4,9 +4,9 @@ use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use actix_web::dev::Service;
+use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
@@ -19,6 +19,7 @@ use petsage_core::settings::{parse_bool, parse_count, parse_duration};
 use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
 use crate::access::AccessLine;
+use crate::metrics::{self, Metrics};
 use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
 
 /// How the server runs: each setting is a flag with an environment fallback.
@@ -76,6 +77,14 @@ pub struct Settings {
     #[arg(long, env = "PETSAGE_MAX_HEADER_BYTES", value_name = "BYTES", default_value = "16384", value_parser = parse_bytes)]
     pub max_header_bytes: usize,
 
+    /// Serve Prometheus metrics at /metrics.
+    #[arg(long, env = "PETSAGE_METRICS", value_name = "true|false", default_value = "true", action = ArgAction::Set, value_parser = parse_bool)]
+    pub metrics: bool,
+
+    /// Serve /metrics on this address instead, on a listener of its own (the main port then answers 404 there).
+    #[arg(long, env = "PETSAGE_METRICS_BIND", value_name = "IP:PORT", value_parser = parse_bind)]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Log lines as `text` or `json` (one object per line, for a log pipeline).
     #[arg(long, env = "PETSAGE_LOG_FORMAT", value_name = "text|json", default_value = "text", value_parser = crate::logging::parse_log_format)]
     pub log_format: crate::LogFormat,
@@ -127,6 +136,30 @@ fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode, rou
     }
 }
 
+/// `/metrics` alone on `bind`, one worker, stopped with the main server.
+fn metrics_server(metrics: Data<Metrics>, bind: SocketAddr) -> Result<ServerHandle, Stop> {
+    let server = HttpServer::new(move || {
+        let metrics = metrics.clone();
+        App::new()
+            .configure(|cfg| metrics::configure(cfg, metrics))
+            .default_service(web::to(errors::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(bind)
+    .map_err(|err| {
+        Stop::Server(std::io::Error::new(
+            err.kind(),
+            format!("cannot listen on {bind} (--metrics-bind / PETSAGE_METRICS_BIND): {err}"),
+        ))
+    })?
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    info!("metrics on http://{bind}{}", metrics::PATH);
+    Ok(handle)
+}
+
 /// Why serving ended other than by a signal.
 #[derive(Debug)]
 pub enum Stop {
@@ -152,10 +185,12 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     } = built;
     let features: Arc<[Arc<dyn BuiltFeature>]> = features.into();
     let openapi_json = settings.docs.then(|| docs::openapi_json(&features));
+    // Machine polls stay out of the access log: the quiet routes and scrapes.
     let quiet_paths: Arc<[String]> = routes_of(&features)
         .into_iter()
         .filter(|(_, info)| info.quiet)
         .map(|(path, _)| path)
+        .chain(std::iter::once(metrics::PATH.to_owned()))
         .collect();
     let checks = std::mem::take(&mut lifecycle.checks)
         .into_iter()
@@ -171,6 +206,15 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         },
     ));
 
+    let metrics = settings
+        .metrics
+        .then(|| Data::new(Metrics::new(monitor.clone().into_inner())));
+    // On the main port unless it has a listener of its own.
+    let main_port_metrics = metrics.clone().filter(|_| settings.metrics_bind.is_none());
+    let metrics_server = match (&metrics, settings.metrics_bind) {
+        (Some(metrics), Some(bind)) => Some(metrics_server(metrics.clone(), bind)?),
+        _ => None,
+    };
     let app_monitor = monitor.clone();
     let max_body = settings.max_body_bytes;
     let max_header_bytes = settings.max_header_bytes;
@@ -185,6 +229,8 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .collect();
         let openapi_json = openapi_json.clone();
         let guard_monitor = app_monitor.clone();
+        let http_metrics = metrics.as_ref().map(|m| m.http().clone());
+        let main_port_metrics = main_port_metrics.clone();
         App::new()
             .app_data(app_monitor.clone())
             .app_data(web::PayloadConfig::new(max_body))
@@ -200,6 +246,9 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .wrap_fn(move |req, srv| {
                 let id = RequestId::from_header_or_new(req.headers().get(request_id::HEADER));
                 let access = AccessLine::start(&req, &quiet_paths, &id);
+                let counted = http_metrics
+                    .as_ref()
+                    .map(|m| (m.clone(), m.start(), Instant::now()));
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
                 let call = if size <= max_header_bytes {
@@ -238,6 +287,10 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                             .head_mut()
                             .set_connection_type(ConnectionType::Close);
                     }
+                    if let Some((metrics, in_flight, started)) = counted {
+                        metrics.finish(&res, started);
+                        drop(in_flight);
+                    }
                     // The route template, looked up only for lines that are written.
                     let route = access.as_ref().and_then(|_| res.request().match_pattern());
                     log_access(access, res.status(), route.as_deref());
@@ -248,6 +301,9 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .configure(|cfg| {
                 if let Some(json) = openapi_json {
                     docs::configure(cfg, json);
+                }
+                if let Some(metrics) = main_port_metrics {
+                    metrics::configure(cfg, metrics);
                 }
             })
             .default_service(web::to(errors::not_found))
@@ -299,6 +355,9 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let served = server.await;
     started.abort();
     monitor.stop();
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.stop(true).await;
+    }
     lifecycle.stop().await;
     if let Some(err) = failure
         .lock()

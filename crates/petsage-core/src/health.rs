@@ -111,6 +111,8 @@ pub struct CheckStatus {
     pub since: SystemTime,
     /// Failed runs in a row (0 after a passing run).
     pub consecutive_failures: u32,
+    /// Failed runs since start.
+    pub failed_runs: u64,
     /// How long the latest run took.
     pub duration: Duration,
     /// When the latest run finished.
@@ -290,6 +292,7 @@ impl HealthMonitor {
         let status = match &mut statuses[index] {
             Some(status) => {
                 if failed {
+                    status.failed_runs += 1;
                     status.consecutive_failures = status.consecutive_failures.saturating_add(1);
                     status.consecutive_successes = 0;
                 } else {
@@ -332,6 +335,7 @@ impl HealthMonitor {
                     state,
                     since: run.checked_at,
                     consecutive_failures: u32::from(failed),
+                    failed_runs: u64::from(failed),
                     consecutive_successes: u32::from(!failed),
                     duration: run.duration,
                     checked_at: run.checked_at,

@@ -4,6 +4,8 @@
 //! Every GET also answers HEAD, and any method a path does not serve gets a
 //! JSON 405 with `Allow`.
 
+use std::sync::Arc;
+
 use actix_web::dev::HttpServiceFactory;
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Data;
@@ -233,10 +235,13 @@ impl Routes {
                     .flat_map(|r| r.methods.iter().cloned())
                     .collect();
                 let allow = allow_header(&methods);
-                let resource = data.iter().fold(
-                    web::resource(format!("{prefix}{path}")),
-                    |resource, attach| attach(resource),
-                );
+                let template = format!("{prefix}{path}");
+                let resource = data
+                    .iter()
+                    .fold(web::resource(template.as_str()), |resource, attach| {
+                        attach(resource)
+                    })
+                    .app_data(RouteTemplate(Arc::from(template)));
                 let resource = group
                     .into_iter()
                     .fold(resource, |resource, route| (route.mount)(resource));
@@ -248,6 +253,12 @@ impl Routes {
             .collect()
     }
 }
+
+/// The template of the path a resource serves (`/api/v1/pets/{id}`), in each
+/// resource's app data: metrics and logs name a route by it, never by the
+/// raw path, so random paths cannot grow their label sets.
+#[derive(Debug, Clone)]
+pub struct RouteTemplate(pub Arc<str>);
 
 /// `GET, HEAD, POST`, each method once, in order.
 fn allow_header(methods: &[Method]) -> String {
