@@ -425,6 +425,29 @@ impl Drop for Server {
     }
 }
 
+/// A child process ended by its PID (kill, then wait) when dropped, so a
+/// test that fails or panics leaves no process behind.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to `limit` for a TCP listener on `127.0.0.1:port`; panics naming `what` if none comes.
+pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} never listened on port {port}"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Runs `binary` with `args` and `env` to completion: (exit code, stdout, stderr).
 pub fn run_to_exit(
     binary: &str,

@@ -346,6 +346,15 @@ fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
     assert_eq!(held.as_u16(), 204);
     let again = server.get(&format!("/api/v1/notes/{id}"));
     assert_eq!(again.status, StatusCode::OK, "{}", again.body);
+    let metrics = server.get("/metrics").body;
+    assert!(
+        metrics.contains("petsage_db_pool_acquire_timeouts_total 1\n"),
+        "the timeout is counted:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("petsage_db_pool_max_connections 1\n"),
+        "{metrics}"
+    );
 }
 
 /// Writes under load, `kill -9`, restart on the same database: every `201` is there.

@@ -4,11 +4,11 @@
 //! are installed by `.ci/run`; `cargo xtask ci` runs these.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use petsage_tests::lb::free_port;
-use petsage_tests::{Server, StatusCode, agent};
+use petsage_tests::{KillOnDrop, Server, StatusCode, agent, wait_for_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
@@ -18,7 +18,7 @@ fn repo() -> PathBuf {
 
 /// blackbox_exporter on loopback, killed by its PID when dropped.
 struct Blackbox {
-    child: Child,
+    _process: KillOnDrop,
     port: u16,
 }
 
@@ -35,12 +35,11 @@ impl Blackbox {
             .stderr(Stdio::null())
             .spawn()
             .expect("blackbox exporter starts (apt-get install -y prometheus-blackbox-exporter)");
-        let exporter = Blackbox { child, port };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "exporter never listened");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let exporter = Blackbox {
+            _process: KillOnDrop(child),
+            port,
+        };
+        wait_for_port(port, "blackbox_exporter", Duration::from_secs(10));
         exporter
     }
 
@@ -61,13 +60,6 @@ impl Blackbox {
             .unwrap_or_else(|| panic!("no probe_success in:\n{metrics}"))
             .trim()
             .to_owned()
-    }
-}
-
-impl Drop for Blackbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

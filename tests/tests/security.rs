@@ -5,7 +5,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use petsage_tests::{Method, Server, StatusCode, agent};
+use petsage_tests::{KillOnDrop, Method, Server, StatusCode, agent};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
@@ -172,14 +172,4 @@ fn a_closed_stderr_does_not_stop_the_service() {
         child.try_wait().expect("wait").is_none(),
         "the process exited"
     );
-}
-
-/// A child process ended by its PID when the test ends, passed or failed.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -103,6 +103,13 @@ const TARGETS: &[Target] = &[
         baseline: "baseline",
     },
     Target {
+        id: "health_no_metrics",
+        label: "/api/v1/health, metrics off (PETSAGE_METRICS=false)",
+        path: "/api/v1/health",
+        server: 7,
+        baseline: "baseline",
+    },
+    Target {
         id: "live",
         label: "/api/v1/health/live",
         path: "/api/v1/health/live",
@@ -237,6 +244,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         notes_sqlite,
         start(&baseline, &["--database-url", &postgres.url], &[])?,
         notes_postgres,
+        start(&app, &[], &[("PETSAGE_METRICS", "false")])?,
     ];
     let rss_idle_kb = status_kb(servers[1].child.id(), "VmRSS")?;
 
@@ -259,6 +267,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         }
     }
     let rss_peak_kb = status_kb(servers[1].child.id(), "VmHWM")?;
+    eprintln!("bench: scrapes of /metrics under 256 connections of load");
+    let scrapes_ms = scrapes_under_load(&servers[1], options.duration.max(3))?;
     drop(servers);
     drop(postgres);
 
@@ -276,6 +286,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             .map(|(target, s)| paired_ratios(s, &samples[target_index(target.baseline)]))
             .collect(),
         cold_start_ms: median(&mut starts_ms),
+        scrape_median_ms: median(&mut scrapes_ms.clone()),
+        scrape_max_ms: scrapes_ms.iter().copied().fold(0.0, f64::max),
         rss_idle_kb,
         rss_peak_kb,
         binary_bytes: std::fs::metadata(&app).map(|m| m.len()).unwrap_or(0),
@@ -331,6 +343,35 @@ fn start(binary: &Path, args: &[&str], env: &[(&str, &str)]) -> Result<Server, S
         thread::sleep(Duration::from_millis(5));
     }
     Ok(server)
+}
+
+/// Times scrapes of `/metrics` (one every 150 ms) while wrk holds 256
+/// connections on `/api/v1/health` of the same server for `seconds`.
+fn scrapes_under_load(server: &Server, seconds: u32) -> Result<Vec<f64>, String> {
+    let mut wrk = Command::new("taskset")
+        .args(["-c", "1", "wrk", "-t1", "-c256", &format!("-d{seconds}s")])
+        .arg(format!("http://127.0.0.1:{}/api/v1/health", server.port))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot run wrk: {e}"))?;
+    thread::sleep(Duration::from_millis(500));
+    let request = "GET /metrics HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
+    let until = Instant::now() + Duration::from_secs(u64::from(seconds)) - Duration::from_secs(1);
+    let mut times = Vec::new();
+    while Instant::now() < until {
+        let started = Instant::now();
+        let reply = exchange(server.port, request).unwrap_or_default();
+        if !reply.starts_with("HTTP/1.1 200") {
+            let _ = wrk.kill();
+            let _ = wrk.wait();
+            return Err(format!("a scrape under load failed: {reply:.80}"));
+        }
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        thread::sleep(Duration::from_millis(150));
+    }
+    let _ = wrk.wait();
+    Ok(times)
 }
 
 /// Whether `GET /api/v1/health` on `port` answers 200 (one connection, no client crate).
@@ -631,6 +672,8 @@ struct Report<'a> {
     medians: Vec<Sample>,
     ratios: Vec<Ratios>,
     cold_start_ms: f64,
+    scrape_median_ms: f64,
+    scrape_max_ms: f64,
     rss_idle_kb: u64,
     rss_peak_kb: u64,
     binary_bytes: u64,
@@ -713,6 +756,20 @@ impl Report<'_> {
                 ),
                 self.ratio("notes_postgres").rps >= 0.90,
             ),
+            (
+                format!(
+                    "/api/v1/health with metrics on ≥ 0.93× baseline req/s: {:.3}×",
+                    health.rps
+                ),
+                health.rps >= 0.93,
+            ),
+            (
+                format!(
+                    "a scrape of /metrics under 256 connections of load < 50 ms: slowest {:.1} ms",
+                    self.scrape_max_ms
+                ),
+                self.scrape_max_ms < 50.0,
+            ),
             (format!("zero errors: {errors}"), errors == 0),
         ]
     }
@@ -743,6 +800,11 @@ impl Report<'_> {
             "| RSS idle / peak after load | {:.1} MB / {:.1} MB |",
             self.rss_idle_kb as f64 / 1024.0,
             self.rss_peak_kb as f64 / 1024.0
+        );
+        let _ = writeln!(
+            md,
+            "| scrape of /metrics under 256 connections, median / slowest | {:.1} ms / {:.1} ms |",
+            self.scrape_median_ms, self.scrape_max_ms
         );
         let _ = writeln!(
             md,
@@ -784,7 +846,7 @@ impl Report<'_> {
             .map(|(g, met)| format!("    {{\"goal\": {g:?}, \"met\": {met}}}"))
             .collect();
         format!(
-            "{{\n  \"revision\": {:?},\n  \"machine\": {{\"cpus\": {}, \"loadavg\": {:?}}},\n  \"rounds\": {},\n  \"seconds_per_round\": {},\n  \"targets\": [\n{}\n  ],\n  \"cold_start_ms\": {},\n  \"rss_idle_kb\": {},\n  \"rss_peak_kb\": {},\n  \"binary_bytes\": {},\n  \"goals\": [\n{}\n  ]\n}}\n",
+            "{{\n  \"revision\": {:?},\n  \"machine\": {{\"cpus\": {}, \"loadavg\": {:?}}},\n  \"rounds\": {},\n  \"seconds_per_round\": {},\n  \"targets\": [\n{}\n  ],\n  \"cold_start_ms\": {},\n  \"scrape_max_ms\": {},\n  \"rss_idle_kb\": {},\n  \"rss_peak_kb\": {},\n  \"binary_bytes\": {},\n  \"goals\": [\n{}\n  ]\n}}\n",
             self.revision,
             self.machine.0,
             self.machine.1,
@@ -792,6 +854,7 @@ impl Report<'_> {
             self.options.duration,
             targets.join(",\n"),
             num(self.cold_start_ms),
+            num(self.scrape_max_ms),
             self.rss_idle_kb,
             self.rss_peak_kb,
             self.binary_bytes,

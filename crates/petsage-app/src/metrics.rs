@@ -131,8 +131,9 @@ pub(crate) struct Metrics {
 }
 
 impl Metrics {
-    /// Every PetSage series, reading health and phase from `monitor`.
-    pub(crate) fn new(monitor: Arc<HealthMonitor>) -> Self {
+    /// Every PetSage series, reading health and phase from `monitor`, plus
+    /// the features' and resources' own `collectors`.
+    pub(crate) fn new(monitor: Arc<HealthMonitor>, collectors: Vec<Box<dyn Collector>>) -> Self {
         // No registry prefix: the collectors' `process_*` series must keep their standard names.
         let mut registry = Registry::default();
         let http = HttpMetrics {
@@ -159,6 +160,9 @@ impl Metrics {
         );
         registry.register_collector(Box::new(HealthCollector { monitor }));
         registry.register_collector(Box::new(ProcessCollector));
+        for collector in collectors {
+            registry.register_collector(collector);
+        }
         Self { registry, http }
     }
 
@@ -492,7 +496,7 @@ mod tests {
         let monitor = monitor();
         Arc::clone(&monitor).start().await;
         monitor.set_phase(Phase::Serving);
-        let metrics = Metrics::new(Arc::clone(&monitor));
+        let metrics = Metrics::new(Arc::clone(&monitor), Vec::new());
         let text = metrics.encode().expect("encodes");
         for line in [
             "petsage_health_status 0",

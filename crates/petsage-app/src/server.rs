@@ -206,9 +206,10 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         },
     ));
 
+    let collectors = std::mem::take(&mut lifecycle.collectors);
     let metrics = settings
         .metrics
-        .then(|| Data::new(Metrics::new(monitor.clone().into_inner())));
+        .then(|| Data::new(Metrics::new(monitor.clone().into_inner(), collectors)));
     // On the main port unless it has a listener of its own.
     let main_port_metrics = metrics.clone().filter(|_| settings.metrics_bind.is_none());
     let metrics_server = match (&metrics, settings.metrics_bind) {

@@ -10,6 +10,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use clap::{ArgMatches, Args, Command, FromArgMatches};
+use prometheus_client::collector::Collector;
 
 use crate::{HealthCheck, Routes};
 
@@ -186,6 +187,7 @@ pub struct Context {
     features: Vec<&'static str>,
     resources: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
     checks: Vec<HealthCheck>,
+    collectors: Vec<Box<dyn Collector>>,
     starts: Vec<Step>,
     stops: Vec<Step>,
 }
@@ -229,6 +231,12 @@ impl Context {
     /// Adds a health check to the service's readiness.
     pub fn add_health_check(&mut self, check: HealthCheck) {
         self.checks.push(check);
+    }
+
+    /// Adds Prometheus series of a feature or a shared resource (a database
+    /// pool's), read at each scrape of `/metrics`.
+    pub fn add_metrics(&mut self, collector: Box<dyn Collector>) {
+        self.collectors.push(collector);
     }
 
     /// Adds a step that runs, in order, before the instance reports ready.
@@ -296,6 +304,7 @@ impl Context {
     pub fn into_lifecycle(self) -> Lifecycle {
         Lifecycle {
             checks: self.checks,
+            collectors: self.collectors,
             starts: self.starts,
             stops: self.stops,
         }
@@ -306,6 +315,8 @@ impl Context {
 pub struct Lifecycle {
     /// Checks added through the context (a shared resource's, such as `database`).
     pub checks: Vec<HealthCheck>,
+    /// Metrics added through the context, for the app's registry.
+    pub collectors: Vec<Box<dyn Collector>>,
     starts: Vec<Step>,
     stops: Vec<Step>,
 }

@@ -10,6 +10,7 @@
 //! the database and the app runs the start steps.
 
 mod error;
+mod metrics;
 mod settings;
 pub mod testing;
 
@@ -100,6 +101,7 @@ impl Database {
         };
         let db = Self::lazy(settings)?;
         ctx.add_health_check(db.health_check());
+        ctx.add_metrics(Box::new(metrics::PoolCollector::new(db.pool().clone())));
         let started = db.clone();
         ctx.on_start_shared("database: connect", move || async move {
             started.connect().await
