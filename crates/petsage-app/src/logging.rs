@@ -3,11 +3,10 @@
 //! pipeline. Whatever a client sends, a JSON line stays valid JSON: every
 //! string goes through serde_json's escaping.
 
-use std::collections::BTreeMap;
 use std::io::Write as _;
 
 use log::kv::{Key, Value, VisitSource};
-use serde::Serialize;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,51 +32,58 @@ pub(crate) fn init(format: LogFormat) {
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if format == LogFormat::Json {
         builder.format(|buf, record| {
-            let mut fields = Fields(BTreeMap::new());
-            // A key-value that cannot be read is left out; the line still goes out.
-            let _ = record.key_values().visit(&mut fields);
-            let line = Line {
-                ts: jiff::Timestamp::now().to_string(),
-                level: record.level().as_str(),
-                target: record.target(),
-                msg: record.args().to_string(),
-                fields: fields.0,
-            };
-            serde_json::to_writer(&mut *buf, &line)?;
+            serde_json::to_writer(&mut *buf, &Line(record))?;
             writeln!(buf)
         });
     }
     builder.init();
 }
 
-/// One JSON log line.
-#[derive(Serialize)]
-struct Line<'a> {
-    ts: String,
-    level: &'static str,
-    target: &'a str,
-    msg: String,
-    #[serde(flatten)]
-    fields: BTreeMap<String, serde_json::Value>,
+/// One record as one JSON object: `ts`, `level`, `target`, `msg`, then the
+/// record's key-values (numbers stay numbers). Written straight into the
+/// output, with no intermediate map or string.
+struct Line<'a, 'r>(&'a log::Record<'r>);
+
+impl Serialize for Line<'_, '_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let record = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("ts", &Display(jiff::Timestamp::now()))?;
+        map.serialize_entry("level", record.level().as_str())?;
+        map.serialize_entry("target", record.target())?;
+        map.serialize_entry("msg", &Display(record.args()))?;
+        let mut fields = Fields { map, error: None };
+        // A key-value that cannot be visited is left out; the line still goes out.
+        let _ = record.key_values().visit(&mut fields);
+        if let Some(err) = fields.error {
+            return Err(err);
+        }
+        fields.map.end()
+    }
 }
 
-/// A record's key-values, as JSON values: numbers stay numbers.
-struct Fields(BTreeMap<String, serde_json::Value>);
+/// Serializes a value through its `Display`, as a JSON string.
+struct Display<T>(T);
 
-impl<'kvs> VisitSource<'kvs> for Fields {
+impl<T: std::fmt::Display> Serialize for Display<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
+/// Writes each key-value of a record into the line's map.
+struct Fields<M: SerializeMap> {
+    map: M,
+    error: Option<M::Error>,
+}
+
+impl<'kvs, M: SerializeMap> VisitSource<'kvs> for Fields<M> {
     fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), log::kv::Error> {
-        let json = if let Some(n) = value.to_u64() {
-            serde_json::Value::from(n)
-        } else if let Some(n) = value.to_i64() {
-            serde_json::Value::from(n)
-        } else if let Some(x) = value.to_f64() {
-            serde_json::Value::from(x)
-        } else if let Some(b) = value.to_bool() {
-            serde_json::Value::from(b)
-        } else {
-            serde_json::Value::from(value.to_string())
-        };
-        self.0.insert(key.as_str().to_owned(), json);
+        if self.error.is_none()
+            && let Err(err) = self.map.serialize_entry(key.as_str(), &value)
+        {
+            self.error = Some(err);
+        }
         Ok(())
     }
 }
@@ -98,17 +104,28 @@ mod tests {
 
     #[test]
     fn a_line_with_hostile_text_is_one_valid_json_object() {
-        let line = Line {
-            ts: "2026-11-30T00:00:00Z".to_owned(),
-            level: "INFO",
-            target: "petsage::access",
-            msg: "GET /a\"b\nc\u{0}\u{7f} \u{fffd}".to_owned(),
-            fields: BTreeMap::from([("status".to_owned(), serde_json::Value::from(200))]),
-        };
-        let text = serde_json::to_string(&line).expect("serializes");
+        let msg = "GET /a\"b\nc\u{0}\u{7f} \u{fffd}";
+        let kvs: &[(&str, log::kv::Value<'_>)] = &[
+            ("status", log::kv::Value::from(200u16)),
+            ("duration_ms", log::kv::Value::from(0.25f64)),
+            ("peer", log::kv::Value::from("1.2.3.4:5\"")),
+        ];
+        let args = format_args!("{msg}");
+        let record = log::Record::builder()
+            .args(args)
+            .level(log::Level::Info)
+            .target("petsage::access")
+            .key_values(&kvs)
+            .build();
+        let text = serde_json::to_string(&Line(&record)).expect("serializes");
         assert!(!text.contains('\n'), "{text}");
         let back: serde_json::Value = serde_json::from_str(&text).expect("parses");
-        assert_eq!(back["msg"], line.msg);
+        assert_eq!(back["msg"], msg);
+        assert_eq!(back["level"], "INFO");
+        assert_eq!(back["target"], "petsage::access");
         assert_eq!(back["status"], 200);
+        assert_eq!(back["duration_ms"], 0.25);
+        assert_eq!(back["peer"], "1.2.3.4:5\"");
+        assert!(back["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')), "{back}");
     }
 }
