@@ -126,6 +126,9 @@ mod tests {
         assert_eq!(back["status"], 200);
         assert_eq!(back["duration_ms"], 0.25);
         assert_eq!(back["peer"], "1.2.3.4:5\"");
-        assert!(back["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')), "{back}");
+        assert!(
+            back["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')),
+            "{back}"
+        );
     }
 }
