@@ -76,7 +76,7 @@ fn kubernetes_probes_hit_served_paths_on_the_container_port() {
         "liveness probes /health/live"
     );
 
-    assert_eq!(values(&yaml, "containerPort"), ["8080"]);
+    assert_eq!(values(&yaml, "containerPort"), ["8080", "9464"]);
     for port in values(&yaml, "port") {
         assert_eq!(port, "http", "probes name the container port");
     }
@@ -85,6 +85,15 @@ fn kubernetes_probes_hit_served_paths_on_the_container_port() {
         env.get("PETSAGE_BIND").map(String::as_str),
         Some("0.0.0.0:8080")
     );
+    // Metrics on their own port, which the headless Service and the scrape example name.
+    assert_eq!(
+        env.get("PETSAGE_METRICS_BIND").map(String::as_str),
+        Some("0.0.0.0:9464")
+    );
+    let metrics_service = read("deploy/k8s/metrics-service.yaml");
+    assert!(metrics_service.contains("clusterIP: None"), "headless");
+    assert_eq!(values(&metrics_service, "port"), ["9464"]);
+    assert!(read("deploy/prometheus/prometheus.yml").contains("port: 9464"));
 }
 
 #[test]
