@@ -167,7 +167,7 @@ pub async fn hold_database(
         )
     })?;
     let ms = (*ms).min(10_000);
-    let connection = db.pool().acquire().await?;
+    let connection = db.acquire().await?;
     info!("holding a database connection for {ms} ms");
     sleep(Duration::from_millis(ms)).await;
     drop(connection);

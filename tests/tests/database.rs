@@ -355,6 +355,11 @@ fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
         metrics.contains("petsage_db_pool_max_connections 1\n"),
         "{metrics}"
     );
+    assert!(
+        !metrics.contains("petsage_db_pool_acquire_waits_total 0\n")
+            && metrics.contains("petsage_db_pool_acquire_waits_total "),
+        "the wait is counted:\n{metrics}"
+    );
 }
 
 /// Writes under load, `kill -9`, restart on the same database: every `201` is there.

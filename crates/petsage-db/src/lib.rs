@@ -308,6 +308,21 @@ impl Database {
         }
     }
 
+    /// A connection from the pool for one query (or a transaction). When the
+    /// pool is at its limit with none idle, the wait is counted and timed for
+    /// `/metrics`; past the acquire timeout it fails with `PoolTimedOut` (a 503).
+    pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
+        let pool = self.pool();
+        let saturated = pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections();
+        if !saturated {
+            return pool.acquire().await;
+        }
+        let started = std::time::Instant::now();
+        let connection = pool.acquire().await;
+        metrics::count_wait(started.elapsed());
+        connection
+    }
+
     /// The critical `database` check: one cheap round trip.
     fn health_check(&self) -> HealthCheck {
         let pool = self.pool().clone();

@@ -1,5 +1,6 @@
 //! The Notes queries. Written once, with `$1` placeholders, for SQLite
-//! and PostgreSQL alike; the table comes from `migrations/`.
+//! and PostgreSQL alike; the table comes from `migrations/`. Each takes its
+//! connection with `Database::acquire`, which counts waits for the metrics.
 
 use petsage_db::Database;
 
@@ -29,7 +30,7 @@ impl Store {
             sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id > $1 ORDER BY id LIMIT $2"#)
                 .bind(after)
                 .bind(i64::from(limit) + 1)
-                .fetch_all(self.db.pool())
+                .fetch_all(&mut *self.db.acquire().await?)
                 .await?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
@@ -43,14 +44,14 @@ impl Store {
     pub(crate) async fn get(&self, id: i64) -> Result<Option<NotesItem>, sqlx::Error> {
         sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id = $1"#)
             .bind(id)
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut *self.db.acquire().await?)
             .await
     }
 
     pub(crate) async fn create(&self, name: &str) -> Result<NotesItem, sqlx::Error> {
         sqlx::query_as(r#"INSERT INTO "notes" (name) VALUES ($1) RETURNING id, name"#)
             .bind(name)
-            .fetch_one(self.db.pool())
+            .fetch_one(&mut *self.db.acquire().await?)
             .await
     }
 
@@ -62,7 +63,7 @@ impl Store {
         sqlx::query_as(r#"UPDATE "notes" SET name = $1 WHERE id = $2 RETURNING id, name"#)
             .bind(name)
             .bind(id)
-            .fetch_optional(self.db.pool())
+            .fetch_optional(&mut *self.db.acquire().await?)
             .await
     }
 
@@ -70,7 +71,7 @@ impl Store {
     pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
         let done = sqlx::query(r#"DELETE FROM "notes" WHERE id = $1"#)
             .bind(id)
-            .execute(self.db.pool())
+            .execute(&mut *self.db.acquire().await?)
             .await?;
         Ok(done.rows_affected() > 0)
     }
