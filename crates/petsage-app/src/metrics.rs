@@ -7,6 +7,7 @@
 //! paths cannot grow the number of series.
 
 use std::fmt::Error as FmtError;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +16,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, web};
-use petsage_core::{CheckStatus, HealthMonitor, Phase, RouteTemplate};
+use petsage_core::{CheckStatus, HealthMonitor, Phase, RouteTemplate, Verdict};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
@@ -64,12 +65,22 @@ pub(crate) struct HttpMetrics {
     metrics_route: Route,
 }
 
-/// A request being counted in flight; counted out when dropped.
-pub(crate) struct InFlight(Gauge);
+/// A request being counted: in flight until it is finished or dropped.
+pub(crate) struct Counted {
+    metrics: Rc<HttpMetrics>,
+    started: Instant,
+}
 
-impl Drop for InFlight {
+impl Counted {
+    /// Counts the request by its route template and status, and out of flight.
+    pub(crate) fn finish<B>(self, res: &ServiceResponse<B>) {
+        self.metrics.record(res, self.started);
+    }
+}
+
+impl Drop for Counted {
     fn drop(&mut self) {
-        self.0.dec();
+        self.metrics.in_flight.dec();
     }
 }
 
@@ -95,14 +106,17 @@ fn method_label(method: &Method) -> &'static str {
 }
 
 impl HttpMetrics {
-    /// Counts a request in flight until the returned guard is dropped.
-    pub(crate) fn start(&self) -> InFlight {
+    /// Starts counting a request. Each worker holds its series in an `Rc`,
+    /// so a request costs a plain increment here, not a clone of every handle.
+    pub(crate) fn start(self: &Rc<Self>) -> Counted {
         self.in_flight.inc();
-        InFlight(self.in_flight.clone())
+        Counted {
+            metrics: Rc::clone(self),
+            started: Instant::now(),
+        }
     }
 
-    /// Counts a finished request by its route template and status.
-    pub(crate) fn finish<B>(&self, res: &ServiceResponse<B>, started: Instant) {
+    fn record<B>(&self, res: &ServiceResponse<B>, started: Instant) {
         let req = res.request();
         let route = match req.app_data::<RouteTemplate>() {
             Some(RouteTemplate(template)) => Route(Arc::clone(template)),
@@ -284,15 +298,11 @@ impl Collector for HealthCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), FmtError> {
         let snapshot = self.monitor.snapshot();
         let phase = self.monitor.phase();
-        // 2 ok, 1 degraded, 0 unavailable: the uptime view (draining does not count).
-        let status: i64 = if phase == Phase::Starting
-            || snapshot.checks.iter().any(|c| c.critical && !c.passing())
-        {
-            0
-        } else if snapshot.checks.iter().any(|c| !c.passing()) {
-            1
-        } else {
-            2
+        // 2 ok, 1 degraded, 0 unavailable: the uptime view, as /health answers.
+        let status: i64 = match Verdict::of_service(phase, &snapshot.checks) {
+            Verdict::Ok => 2,
+            Verdict::Degraded => 1,
+            Verdict::Unavailable => 0,
         };
         let gauge = ConstGauge::new(status);
         gauge.encode(encoder.encode_descriptor(

@@ -3,8 +3,9 @@
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
 use std::panic::AssertUnwindSafe;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix_web::dev::{ServerHandle, Service};
 use actix_web::http::ConnectionType;
@@ -19,7 +20,7 @@ use petsage_core::settings::{parse_bool, parse_count, parse_duration};
 use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
 use crate::access::AccessLine;
-use crate::metrics::{self, Metrics};
+use crate::metrics::{self, HttpMetrics, Metrics};
 use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
 
 /// How the server runs: each setting is a flag with an environment fallback.
@@ -230,7 +231,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .collect();
         let openapi_json = openapi_json.clone();
         let guard_monitor = app_monitor.clone();
-        let http_metrics = metrics.as_ref().map(|m| m.http().clone());
+        let http_metrics = metrics.as_ref().map(|m| Rc::new(m.http().clone()));
         let main_port_metrics = main_port_metrics.clone();
         App::new()
             .app_data(app_monitor.clone())
@@ -247,9 +248,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .wrap_fn(move |req, srv| {
                 let id = RequestId::from_header_or_new(req.headers().get(request_id::HEADER));
                 let access = AccessLine::start(&req, &quiet_paths, &id);
-                let counted = http_metrics
-                    .as_ref()
-                    .map(|m| (m.clone(), m.start(), Instant::now()));
+                let counted = http_metrics.as_ref().map(HttpMetrics::start);
                 let size = errors::header_bytes(&req);
                 let draining = guard_monitor.is_draining();
                 let call = if size <= max_header_bytes {
@@ -288,9 +287,8 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
                             .head_mut()
                             .set_connection_type(ConnectionType::Close);
                     }
-                    if let Some((metrics, in_flight, started)) = counted {
-                        metrics.finish(&res, started);
-                        drop(in_flight);
+                    if let Some(counted) = counted {
+                        counted.finish(&res);
                     }
                     // The route template, looked up only for lines that are written.
                     let route = access.as_ref().and_then(|_| res.request().match_pattern());

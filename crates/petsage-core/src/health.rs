@@ -144,6 +144,53 @@ impl Snapshot {
     }
 }
 
+/// What the checks and the phase say of the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Every check passes.
+    Ok,
+    /// A non-critical check fails: still serving.
+    Degraded,
+    /// A critical check fails, or the phase rules the instance out.
+    Unavailable,
+}
+
+impl Verdict {
+    /// The uptime view (`/health`): the checks decide; only starting overrides them.
+    pub fn of_service<'a>(phase: Phase, checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
+        if phase == Phase::Starting {
+            Self::Unavailable
+        } else {
+            Self::of_checks(checks)
+        }
+    }
+
+    /// The readiness view: unavailable unless serving, then the checks decide.
+    pub fn of_instance<'a>(
+        phase: Phase,
+        checks: impl IntoIterator<Item = &'a CheckStatus>,
+    ) -> Self {
+        if phase == Phase::Serving {
+            Self::of_checks(checks)
+        } else {
+            Self::Unavailable
+        }
+    }
+
+    fn of_checks<'a>(checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
+        let mut verdict = Self::Ok;
+        for check in checks {
+            if !check.passing() {
+                if check.critical {
+                    return Self::Unavailable;
+                }
+                verdict = Self::Degraded;
+            }
+        }
+        verdict
+    }
+}
+
 /// Where the service is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {

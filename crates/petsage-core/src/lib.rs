@@ -20,7 +20,7 @@ pub mod testing;
 pub use feature::{BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, register};
 pub use health::{
     CheckOutcome, CheckState, CheckStatus, HealthCheck, HealthMonitor, MonitorSettings, Phase,
-    Snapshot,
+    Snapshot, Verdict,
 };
 pub use json::{JsonBody, Validate, parse as parse_json};
 pub use openapi::document_head;

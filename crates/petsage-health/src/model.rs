@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use petsage_core::{CheckState, CheckStatus, Phase};
+use petsage_core::{CheckState, CheckStatus, Phase, Verdict};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,11 +25,7 @@ impl HealthStatus {
     /// The service's health from its checks, for the uptime view (`/health`):
     /// draining does not count, starting does.
     pub fn of_service<'a>(phase: Phase, checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
-        if phase == Phase::Starting {
-            Self::Unavailable
-        } else {
-            Self::of_checks(checks)
-        }
+        Verdict::of_service(phase, checks).into()
     }
 
     /// The instance's readiness: unavailable unless serving.
@@ -37,29 +33,22 @@ impl HealthStatus {
         phase: Phase,
         checks: impl IntoIterator<Item = &'a CheckStatus>,
     ) -> Self {
-        if phase == Phase::Serving {
-            Self::of_checks(checks)
-        } else {
-            Self::Unavailable
-        }
-    }
-
-    fn of_checks<'a>(checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
-        let mut status = Self::Ok;
-        for check in checks {
-            if !check.passing() {
-                if check.critical {
-                    return Self::Unavailable;
-                }
-                status = Self::Degraded;
-            }
-        }
-        status
+        Verdict::of_instance(phase, checks).into()
     }
 
     /// Whether the answer is a pass (200): ok or degraded.
     pub fn passed(self) -> bool {
         self != Self::Unavailable
+    }
+}
+
+impl From<Verdict> for HealthStatus {
+    fn from(verdict: Verdict) -> Self {
+        match verdict {
+            Verdict::Ok => Self::Ok,
+            Verdict::Degraded => Self::Degraded,
+            Verdict::Unavailable => Self::Unavailable,
+        }
     }
 }
 
