@@ -92,6 +92,17 @@ fn answer(passed: bool, content_type: &'static str, body: impl Into<Bytes>) -> H
     res
 }
 
+/// The phase, as a word, when it rules the instance out: readiness while
+/// starting or draining, the uptime view (`readiness` false) only while starting.
+fn phase_fault(phase: Phase, readiness: bool) -> Option<&'static str> {
+    let ruled_out = if readiness {
+        phase != Phase::Serving
+    } else {
+        phase == Phase::Starting
+    };
+    ruled_out.then(|| PhaseName::from(phase).word())
+}
+
 const JSON: &str = "application/json";
 const TEXT: &str = "text/plain; charset=utf-8";
 const HEALTH_JSON: &str = "application/health+json";
@@ -138,8 +149,9 @@ pub(crate) async fn health_check(
             json_bytes(&HealthCheckResponse::new(status)),
         ),
         Format::Text => {
-            let starting = (phase == Phase::Starting).then_some(("phase", Err("starting")));
-            let extra: Vec<_> = starting.into_iter().collect();
+            // The uptime view names the phase only when it rules the service out.
+            let fault = phase_fault(phase, false);
+            let extra: Vec<_> = fault.map(|word| ("phase", Err(word))).into_iter().collect();
             let text = verbose(
                 "health",
                 &view,
@@ -151,7 +163,7 @@ pub(crate) async fn health_check(
             answer(status.passed(), TEXT, text)
         }
         Format::Ietf => {
-            let output = (phase == Phase::Starting).then(|| "the instance is starting".to_owned());
+            let output = phase_fault(phase, false).map(|word| format!("the instance is {word}"));
             let body = ietf(
                 status,
                 view.included(&snapshot.checks),
@@ -213,11 +225,7 @@ pub(crate) async fn health_ready(
         }
         Format::Json => answer(status.passed(), JSON, json_bytes(&readiness())),
         Format::Text => {
-            let serving = if phase == Phase::Serving {
-                Ok(())
-            } else {
-                Err(PhaseName::from(phase).word())
-            };
+            let serving = phase_fault(phase, true).map_or(Ok(()), Err);
             let text = verbose(
                 "ready",
                 &view,
@@ -229,8 +237,7 @@ pub(crate) async fn health_ready(
             answer(status.passed(), TEXT, text)
         }
         Format::Ietf => {
-            let output = (phase != Phase::Serving)
-                .then(|| format!("the instance is {}", PhaseName::from(phase).word()));
+            let output = phase_fault(phase, true).map(|word| format!("the instance is {word}"));
             let body = ietf(status, view.included(&snapshot.checks), output, details);
             answer(status.passed(), HEALTH_JSON, json_bytes(&body))
         }
