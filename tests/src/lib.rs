@@ -356,13 +356,18 @@ impl Server {
             .env("PETSAGE_TEST_CHECKS", "db:critical")
             .env("PETSAGE_HEALTH_INTERVAL", "20ms")
             .start();
-        server.set_check("db", "fail");
-        server.wait_for_status(
+        server.fail_check("db");
+        server
+    }
+
+    /// Sets critical test check `name` to fail, and waits until readiness answers 503.
+    pub fn fail_check(&self, name: &str) {
+        self.set_check(name, "fail");
+        self.wait_for_status(
             "/api/v1/health/ready",
             StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(5),
         );
-        server
     }
 
     /// Sets a test check's mode (`ok`, `fail`, `hang`, `slow`, `flap`) in the test app.

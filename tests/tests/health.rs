@@ -84,12 +84,7 @@ fn all_passing_checks_keep_the_seed_contract() {
 fn failing_critical_check_makes_ready_and_health_503() {
     let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
-    server.set_check("db", "fail");
-    server.wait_for_status(
-        "/api/v1/health/ready",
-        StatusCode::SERVICE_UNAVAILABLE,
-        SOON,
-    );
+    server.fail_check("db");
     let ready = server.get("/api/v1/health/ready");
     let body = ready.json();
     assert_eq!(body["status"], "unavailable");
@@ -137,12 +132,7 @@ fn failing_non_critical_check_makes_health_200_degraded() {
 fn failure_text_is_shown_only_with_details_on_and_each_change_is_logged_once() {
     let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().env("PETSAGE_HEALTH_DETAILS", "true").start();
-    server.set_check("db", "fail");
-    server.wait_for_status(
-        "/api/v1/health/ready",
-        StatusCode::SERVICE_UNAVAILABLE,
-        SOON,
-    );
+    server.fail_check("db");
     let first = runs(&server, "db");
     // Let the failing check run many more times: still one line for the change.
     while runs(&server, "db") < first + 10 {
@@ -272,12 +262,7 @@ fn a_flapping_check_under_a_failure_threshold_of_3_never_fails_readiness() {
 fn operators_views_verbose_exclude_one_check_and_ietf() {
     let _serial = petsage_tests::one_at_a_time();
     let server = with_checks().start();
-    server.set_check("db", "fail");
-    server.wait_for_status(
-        "/api/v1/health/ready",
-        StatusCode::SERVICE_UNAVAILABLE,
-        SOON,
-    );
+    server.fail_check("db");
 
     let verbose = server.get("/api/v1/health/ready?verbose");
     assert_eq!(verbose.status, StatusCode::SERVICE_UNAVAILABLE);
