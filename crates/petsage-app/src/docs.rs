@@ -1,15 +1,18 @@
 //! The merged OpenAPI document and the Swagger UI that shows it.
 
-use actix_web::http::header::{self, CacheControl, CacheDirective, ContentType};
-use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::web::Bytes;
+use actix_web::{HttpRequest, HttpResponse, web};
 use petsage_core::{BuiltFeature, FieldError, Problem, Route, Routes};
 use utoipa::OpenApi;
-use utoipa_swagger_ui::{Config, SwaggerUi};
+use utoipa_swagger_ui::Config;
 
 use crate::API_PREFIX;
+use crate::assets::Asset;
 
 /// Where the OpenAPI document is served.
 pub(crate) const OPENAPI_PATH: &str = "/api-docs/openapi.json";
@@ -40,25 +43,83 @@ pub(crate) fn openapi_json(features: &[Arc<dyn BuiltFeature>]) -> Bytes {
     Bytes::from(openapi(features).to_json().unwrap_or_default())
 }
 
+/// What the docs routes serve: the OpenAPI document and Swagger UI's files,
+/// each compressed once and validated by `ETag`. One per server, shared by its workers.
+pub(crate) struct Docs {
+    openapi: Arc<Asset>,
+    config: Arc<Config<'static>>,
+    /// Swagger UI's files by name, made on first request; only names it ships get in.
+    files: Mutex<HashMap<String, Arc<Asset>>>,
+}
+
+impl Docs {
+    /// The docs of a server whose OpenAPI document is `openapi_json`.
+    pub(crate) fn new(openapi_json: Bytes) -> Self {
+        Self {
+            openapi: Arc::new(Asset::new(
+                openapi_json,
+                HeaderValue::from_static("application/json"),
+                "no-cache",
+            )),
+            config: Arc::new(Config::new([OPENAPI_PATH])),
+            files: Mutex::default(),
+        }
+    }
+
+    /// Swagger UI's file `name` (`""` is its page), or `None` when it ships no such file.
+    fn file(&self, name: &str) -> Option<Arc<Asset>> {
+        let name = if name.is_empty() { "index.html" } else { name };
+        let mut files = self.files.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(asset) = files.get(name) {
+            return Some(Arc::clone(asset));
+        }
+        let file = utoipa_swagger_ui::serve(name, Arc::clone(&self.config)).ok()??;
+        let content_type = match name.rsplit_once('.').map(|(_, ext)| ext) {
+            Some("html") => HeaderValue::from_static("text/html; charset=utf-8"),
+            Some("js") => HeaderValue::from_static("text/javascript; charset=utf-8"),
+            Some("css") => HeaderValue::from_static("text/css; charset=utf-8"),
+            _ => HeaderValue::from_str(&file.content_type).ok()?,
+        };
+        // The page and its initializer (which names the document) are
+        // revalidated on every visit; the versioned library files are kept a day.
+        let cache = if matches!(name, "index.html" | "swagger-initializer.js") {
+            "no-cache"
+        } else {
+            "public, max-age=86400"
+        };
+        let asset = Arc::new(Asset::new(file.bytes.into_owned(), content_type, cache));
+        files.insert(name.to_owned(), Arc::clone(&asset));
+        Some(asset)
+    }
+}
+
 /// Registers the OpenAPI document, Swagger UI and the redirects to it.
-pub(crate) fn configure(cfg: &mut web::ServiceConfig, openapi_json: Bytes) {
-    let serve_json = move || {
-        let body = openapi_json.clone();
+pub(crate) fn configure(cfg: &mut web::ServiceConfig, docs: Arc<Docs>) {
+    let openapi = Arc::clone(&docs.openapi);
+    let serve_json = move |req: HttpRequest| {
+        let asset = Arc::clone(&openapi);
+        async move { asset.respond(&req).await }
+    };
+    let serve_ui = move |req: HttpRequest, name: web::Path<String>| {
+        let file = docs.file(&name);
         async move {
-            HttpResponse::Ok()
-                .insert_header(ContentType::json())
-                .insert_header(CacheControl(vec![CacheDirective::NoCache]))
-                .body(body)
+            match file {
+                Some(asset) => Ok(asset.respond(&req).await),
+                None => Err(Problem::new(
+                    StatusCode::NOT_FOUND,
+                    format!("Swagger UI has no file {:?}", name.as_str()),
+                )),
+            }
         }
     };
     let plumbing = Routes::new()
         .route(Route::undocumented(OPENAPI_PATH, serve_json))
+        .route(Route::undocumented("/docs/{name:.*}", serve_ui))
         .route(Route::undocumented("/", redirect_to_docs))
         .route(Route::undocumented("/docs", redirect_to_docs));
     for service in plumbing.into_services() {
         cfg.service(service);
     }
-    cfg.service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_PATH])));
 }
 
 async fn redirect_to_docs() -> HttpResponse {

@@ -144,88 +144,18 @@ fn truncated(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use actix_web::body::BoxBody;
-    use actix_web::dev::Service;
-    use actix_web::test as atest;
-    use actix_web::{App, web};
-    use futures_util::FutureExt;
-    use petsage_core::PROBLEM_CONTENT_TYPE;
-
-    async fn bad_request() -> actix_web::Result<HttpResponse> {
-        Err(actix_web::error::ErrorBadRequest(
-            "the pet id must be a number",
-        ))
-    }
-
-    async fn verbose_unready() -> HttpResponse {
-        HttpResponse::ServiceUnavailable()
-            .content_type("text/plain; charset=utf-8")
-            .body("[-]db failed: reason withheld\nready check failed\n")
-    }
-
-    async fn bare_status() -> HttpResponse {
-        HttpResponse::Forbidden().finish()
-    }
-
-    async fn broken() -> actix_web::Result<HttpResponse> {
-        Err(actix_web::error::ErrorInternalServerError(
-            "db password is hunter2",
-        ))
-    }
-
-    #[actix_web::test]
-    async fn plain_errors_become_problems_without_leaking_internals() {
-        let app = atest::init_service(
-            App::new()
-                .wrap_fn(|req, srv| {
-                    srv.call(req)
-                        .map(|res| res.map(|res| into_problem(res.map_into_left_body::<BoxBody>())))
-                })
-                .route("/bad", web::get().to(bad_request))
-                .route("/broken", web::get().to(broken))
-                .route("/verbose", web::get().to(verbose_unready))
-                .route("/bare", web::get().to(bare_status))
-                .default_service(web::to(not_found)),
-        )
-        .await;
-
-        let res =
-            atest::call_service(&app, atest::TestRequest::get().uri("/bad").to_request()).await;
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-        assert_eq!(
-            res.headers()
-                .get(header::CONTENT_TYPE)
-                .map(|v| v.as_bytes()),
-            Some(PROBLEM_CONTENT_TYPE.as_bytes())
-        );
-        let problem: Problem = atest::read_body_json(res).await;
-        assert_eq!(problem.detail, "the pet id must be a number");
-
-        let res =
-            atest::call_service(&app, atest::TestRequest::get().uri("/broken").to_request()).await;
-        let problem: Problem = atest::read_body_json(res).await;
-        assert_eq!(problem.status, 500);
-        assert!(!problem.detail.contains("hunter2"), "{}", problem.detail);
-
-        let res =
-            atest::call_service(&app, atest::TestRequest::get().uri("/bare").to_request()).await;
-        let problem: Problem = atest::read_body_json(res).await;
-        assert_eq!(problem.status, 403, "a bare status gets a problem body");
-
-        let res =
-            atest::call_service(&app, atest::TestRequest::get().uri("/verbose").to_request()).await;
-        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let body = atest::read_body(res).await;
-        assert!(
-            body.ends_with(b"ready check failed\n"),
-            "a handler's own text stays"
-        );
-    }
 
     #[test]
     fn long_paths_are_cut_in_details() {
         let long = "/x".repeat(1000);
         assert_eq!(truncated(&long).len(), 200);
         assert_eq!(truncated("/short"), "/short");
+    }
+
+    #[test]
+    fn json_types_are_recognised_by_their_essence() {
+        assert!(is_json_type("application/json"));
+        assert!(is_json_type("application/problem+json; charset=utf-8"));
+        assert!(!is_json_type("text/plain; charset=utf-8"));
     }
 }

@@ -6,10 +6,12 @@
 //! the health checks and the start and stop steps are all built from that list.
 
 mod access;
+mod assets;
 pub mod cli;
 mod docs;
 mod drain;
 mod errors;
+mod guard;
 mod logging;
 mod metrics;
 mod server;

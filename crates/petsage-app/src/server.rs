@@ -2,25 +2,20 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
-use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix_web::dev::{ServerHandle, Service};
-use actix_web::http::ConnectionType;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::dev::ServerHandle;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
-use futures_util::FutureExt;
 use log::info;
-use petsage_core::request_id::{self, RequestId};
 use petsage_core::settings::{parse_bool, parse_count, parse_duration};
 use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
 
-use crate::access::AccessLine;
-use crate::metrics::{self, HttpMetrics, Metrics};
+use crate::guard::Guard;
+use crate::metrics::{self, Metrics};
 use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
 
 /// How the server runs: each setting is a flag with an environment fallback.
@@ -131,12 +126,6 @@ fn parse_bytes(value: &str) -> Result<usize, String> {
         .map_err(|_| "expected a whole number of bytes, for example 65536".to_owned())
 }
 
-fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode, route: Option<&str>) {
-    if let Some(line) = line {
-        line.finish(status, route);
-    }
-}
-
 /// `/metrics` alone on `bind`, one worker, stopped with the main server.
 fn metrics_server(metrics: Data<Metrics>, bind: SocketAddr) -> Result<ServerHandle, Stop> {
     let server = HttpServer::new(move || {
@@ -185,7 +174,9 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         mut lifecycle,
     } = built;
     let features: Arc<[Arc<dyn BuiltFeature>]> = features.into();
-    let openapi_json = settings.docs.then(|| docs::openapi_json(&features));
+    let docs = settings
+        .docs
+        .then(|| Arc::new(docs::Docs::new(docs::openapi_json(&features))));
     // Machine polls stay out of the access log: the quiet routes and scrapes.
     let quiet_paths: Arc<[String]> = routes_of(&features)
         .into_iter()
@@ -221,7 +212,6 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let max_body = settings.max_body_bytes;
     let max_header_bytes = settings.max_header_bytes;
     let server = HttpServer::new(move || {
-        let quiet_paths = Arc::clone(&quiet_paths);
         // Mounted under the prefix one by one rather than in a `web::scope`:
         // a scope costs every request a second router pass (callgrind: about
         // 1,000 instructions of a health poll's 20,000).
@@ -229,77 +219,22 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .iter()
             .flat_map(|feature| feature.routes().into_services_under(API_PREFIX))
             .collect();
-        let openapi_json = openapi_json.clone();
-        let guard_monitor = app_monitor.clone();
-        let http_metrics = metrics.as_ref().map(|m| Rc::new(m.http().clone()));
+        let docs = docs.clone();
         let main_port_metrics = main_port_metrics.clone();
         App::new()
             .app_data(app_monitor.clone())
             .app_data(web::PayloadConfig::new(max_body))
             .app_data(web::JsonConfig::default().limit(max_body))
-            // One guard around every handler, kept to a single layer because
-            // every poll passes through it: every request gets its ID (the
-            // client's safe `X-Request-Id`, or a new one) in its response and
-            // its problem bodies, oversized headers get 431, a panicking
-            // handler a 500 problem, any other error a problem body, every
-            // answer `nosniff`, requests that start while draining
-            // `Connection: close`, and every request but the quiet ones an
-            // access-log line.
-            .wrap_fn(move |req, srv| {
-                let id = RequestId::from_header_or_new(req.headers().get(request_id::HEADER));
-                let access = AccessLine::start(&req, &quiet_paths, &id);
-                let counted = http_metrics.as_ref().map(HttpMetrics::start);
-                let size = errors::header_bytes(&req);
-                let draining = guard_monitor.is_draining();
-                let call = if size <= max_header_bytes {
-                    Ok(AssertUnwindSafe(srv.call(req)).catch_unwind())
-                } else {
-                    Err(req)
-                };
-                async move {
-                    let res = match call {
-                        Ok(call) => match call.await {
-                            Ok(Ok(res)) => res.map_into_left_body(),
-                            Ok(Err(err)) => {
-                                log_access(access, err.as_response_error().status_code(), None);
-                                return Err(err);
-                            }
-                            Err(_panic) => {
-                                let err = errors::handler_panicked(&id);
-                                log_access(access, err.as_response_error().status_code(), None);
-                                return Err(err);
-                            }
-                        },
-                        Err(req) => errors::headers_too_large(req, size, max_header_bytes)
-                            .map_into_right_body(),
-                    };
-                    let mut res = errors::quote_request_id(errors::into_problem(res), &id);
-                    let headers = res.headers_mut();
-                    if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
-                        headers.insert(
-                            header::X_CONTENT_TYPE_OPTIONS,
-                            HeaderValue::from_static("nosniff"),
-                        );
-                    }
-                    headers.insert(request_id::HEADER, id.header_value().clone());
-                    if draining {
-                        res.response_mut()
-                            .head_mut()
-                            .set_connection_type(ConnectionType::Close);
-                    }
-                    if let Some(counted) = counted {
-                        counted.finish(&res);
-                    }
-                    // The route template, looked up only for lines that are written.
-                    let route = access.as_ref().and_then(|_| res.request().match_pattern());
-                    log_access(access, res.status(), route.as_deref());
-                    Ok(res)
-                }
+            .wrap(Guard {
+                quiet_paths: Arc::clone(&quiet_paths),
+                monitor: app_monitor.clone(),
+                metrics: metrics.as_ref().map(|m| Rc::new(m.http().clone())),
+                max_header_bytes,
             })
             .service(api)
             .configure(|cfg| {
-                if let Some(json) = openapi_json {
-                    docs::configure(cfg, json);
+                if let Some(docs) = docs {
+                    docs::configure(cfg, docs);
                 }
                 if let Some(metrics) = main_port_metrics {
                     metrics::configure(cfg, metrics);
