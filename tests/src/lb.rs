@@ -1,28 +1,23 @@
-//! HAProxy and wrk, driven by the tests that need a real load balancer and a
-//! real load generator. Both are Debian packages that `.ci/run` installs.
+//! HAProxy, driven by the tests that need a real load balancer: the Debian
+//! package that `cargo xtask ci` installs, running the config operators deploy.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
+
+use crate::{KillOnDrop, free_port};
 
 /// The repository's HAProxy config, the one operators deploy.
 pub fn haproxy_config() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy/haproxy.cfg")
 }
 
-/// A free loopback port (bound, read, released).
-pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("binds");
-    listener.local_addr().expect("has address").port()
-}
-
 /// An HAProxy process running `deploy/haproxy/haproxy.cfg`, killed by its PID when dropped.
 pub struct Haproxy {
-    child: Child,
+    _process: KillOnDrop,
     port: u16,
     socket: PathBuf,
 }
@@ -51,7 +46,7 @@ impl Haproxy {
             .spawn()
             .expect("haproxy starts (apt-get install -y haproxy)");
         let haproxy = Haproxy {
-            child,
+            _process: KillOnDrop(child),
             port,
             socket,
         };
@@ -107,96 +102,8 @@ impl Haproxy {
 }
 
 impl Drop for Haproxy {
+    /// Removes the stats socket; the process itself ends as its `KillOnDrop` drops.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         let _ = std::fs::remove_file(&self.socket);
-    }
-}
-
-/// What wrk reported.
-#[derive(Debug, Default)]
-pub struct WrkReport {
-    /// Requests completed.
-    pub requests: u64,
-    /// Responses with a status outside 2xx/3xx.
-    pub non_2xx: u64,
-    /// Connect, read, write and timeout errors.
-    pub socket_errors: u64,
-    /// Requests per second.
-    pub rps: f64,
-    /// wrk's own output, for failure messages and notes.
-    pub output: String,
-}
-
-/// Starts `wrk` against `url` for `seconds` with `connections`; the child ends by itself.
-pub fn spawn_wrk(url: &str, connections: u32, seconds: u32) -> Child {
-    Command::new("wrk")
-        .args([
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{seconds}s"),
-            "--timeout",
-            "5s",
-            "--latency",
-            url,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wrk starts (apt-get install -y wrk)")
-}
-
-/// Waits for a wrk started by [`spawn_wrk`] and parses its report.
-pub fn wrk_report(child: Child) -> WrkReport {
-    let Output {
-        stdout,
-        stderr,
-        status,
-    } = child.wait_with_output().expect("wrk ends");
-    let output = format!(
-        "{}{}",
-        String::from_utf8_lossy(&stdout),
-        String::from_utf8_lossy(&stderr)
-    );
-    assert!(status.success(), "wrk failed: {output}");
-    parse_wrk(&output)
-}
-
-fn parse_wrk(output: &str) -> WrkReport {
-    let mut report = WrkReport {
-        output: output.to_owned(),
-        ..WrkReport::default()
-    };
-    for line in output.lines().map(str::trim) {
-        if let Some((count, _)) = line.split_once(" requests in ") {
-            report.requests = count.trim().parse().unwrap_or(0);
-        } else if let Some(n) = line.strip_prefix("Non-2xx or 3xx responses:") {
-            report.non_2xx = n.trim().parse().unwrap_or(u64::MAX);
-        } else if let Some(errors) = line.strip_prefix("Socket errors:") {
-            // "connect 0, read 1, write 0, timeout 0"
-            report.socket_errors = errors
-                .split(',')
-                .filter_map(|part| part.split_whitespace().last()?.parse::<u64>().ok())
-                .sum();
-        } else if let Some(rps) = line.strip_prefix("Requests/sec:") {
-            report.rps = rps.trim().parse().unwrap_or(0.0);
-        }
-    }
-    report
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_wrk_errors_and_counts() {
-        let out = "  545599 requests in 12.10s, 94.18MB read\n  Socket errors: connect 0, read 3, write 1, timeout 0\n  Non-2xx or 3xx responses: 7\nRequests/sec:  45090.48\n";
-        let report = parse_wrk(out);
-        assert_eq!(report.requests, 545_599);
-        assert_eq!(report.socket_errors, 4);
-        assert_eq!(report.non_2xx, 7);
-        assert!((report.rps - 45_090.48).abs() < 0.01);
     }
 }

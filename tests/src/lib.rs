@@ -16,6 +16,7 @@ pub mod faults;
 pub mod lb;
 pub mod load;
 pub mod pg;
+pub mod wrk;
 
 /// The features the test app serves: PetSage's own; the generated `notes`
 /// feature (a database-backed resource, rendered from the generator's
@@ -54,7 +55,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A running server process, killed by its PID when dropped.
 pub struct Server {
-    child: Child,
+    child: KillOnDrop,
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
     agent: ureq::Agent,
@@ -68,8 +69,11 @@ pub struct Reply {
     pub status: StatusCode,
     /// Response headers.
     pub headers: ureq::http::HeaderMap,
-    /// Body, read to the end.
+    /// Body, read to the end (bytes that are not UTF-8, such as a
+    /// compressed body's, become U+FFFD).
     pub body: String,
+    /// The body's size in bytes, as received.
+    pub size: usize,
 }
 
 impl Reply {
@@ -190,7 +194,7 @@ impl ServerBuilder {
             }
         };
         let server = Server {
-            child,
+            child: KillOnDrop(child),
             addr,
             log,
             agent: agent(Duration::from_secs(10)),
@@ -257,7 +261,7 @@ impl Server {
 
     /// The process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.child.0.id()
     }
 
     /// `http://IP:PORT` followed by `path`.
@@ -283,14 +287,15 @@ impl Server {
             .run(request)
             .unwrap_or_else(|err| panic!("{method} {uri}: {err}"));
         let body = if method == Method::HEAD {
-            String::new()
+            Vec::new()
         } else {
-            res.body_mut().read_to_string().expect("body reads")
+            res.body_mut().read_to_vec().expect("body reads")
         };
         Reply {
             status: res.status(),
             headers: res.headers().clone(),
-            body,
+            size: body.len(),
+            body: String::from_utf8_lossy(&body).into_owned(),
         }
     }
 
@@ -301,9 +306,17 @@ impl Server {
 
     /// `GET path` with `Accept: accept`.
     pub fn get_accepting(&self, path: &str, accept: &str) -> Reply {
-        let request = ureq::http::Request::builder()
-            .uri(self.url(path))
-            .header("accept", accept)
+        self.get_with(path, &[("accept", accept)])
+    }
+
+    /// `GET path` with the request headers `headers`.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let request = headers
+            .iter()
+            .fold(
+                ureq::http::Request::builder().uri(self.url(path)),
+                |r, (k, v)| r.header(*k, *v),
+            )
             .body(())
             .expect("valid request");
         self.exchange(request)
@@ -410,7 +423,7 @@ impl Server {
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + limit;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
                 return Some(status);
             }
             if Instant::now() >= deadline {
@@ -421,24 +434,36 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
 /// A child process ended by its PID (kill, then wait) when dropped, so a
 /// test that fails or panics leaves no process behind.
-pub struct KillOnDrop(pub std::process::Child);
+pub struct KillOnDrop(pub Child);
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+        }
         let _ = self.0.wait();
     }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+    listener.local_addr().expect("has address").port()
+}
+
+/// Sends `request` as raw bytes on a new connection to `addr` and reads until
+/// the server closes it (at most 5 s): nothing between client and server
+/// could hide or add a byte.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.write_all(request)?;
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply)?;
+    Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
 /// Waits up to `limit` for a TCP listener on `127.0.0.1:port`; panics naming `what` if none comes.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crate::Scratch;
-use crate::lb::free_port;
+use crate::free_port;
 
 /// A PostgreSQL server in a scratch folder, stopped (immediately) and removed when dropped.
 pub struct PgCluster {

@@ -71,7 +71,7 @@ fn a_failing_start_step_exits_1_with_one_line_naming_the_feature() {
 
 #[test]
 fn an_unreachable_database_at_start_exits_1_with_one_line() {
-    let port = petsage_tests::lb::free_port();
+    let port = petsage_tests::free_port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/petsage");
     let (code, _, stderr) = run_to_exit(
         APP,

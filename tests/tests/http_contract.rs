@@ -1,10 +1,8 @@
 //! The public HTTP contract, checked over real HTTP against the real server.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use petsage_tests::{Method, Server, StatusCode};
+use petsage_tests::{Method, Server, StatusCode, raw_exchange};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 /// The workspace version, which every crate here inherits.
@@ -63,16 +61,11 @@ fn head_health_answers_200_with_get_headers_and_no_body() {
     let get = server.get("/api/v1/health");
 
     // Raw TCP, so nothing between us and the server could hide a body.
-    let mut stream = TcpStream::connect(server.addr()).expect("connects");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout set");
-    stream
-        .write_all(b"HEAD /api/v1/health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        .expect("request written");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("reply read");
-    let raw = String::from_utf8(raw).expect("utf-8 reply");
+    let raw = raw_exchange(
+        server.addr(),
+        b"HEAD /api/v1/health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n",
+    )
+    .expect("reply read");
     let (head, body) = raw.split_once("\r\n\r\n").expect("header block ends");
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
     assert_eq!(body, "", "HEAD must carry no body");
@@ -154,6 +147,79 @@ fn swagger_ui_is_served_and_points_at_the_document() {
         bundle.body.len() > 100_000,
         "the vendored bundle is served whole"
     );
+}
+
+#[test]
+fn swagger_ui_assets_go_out_compressed_with_validators_and_charsets() {
+    let server = start();
+    let bundle = "/docs/swagger-ui-bundle.js";
+    let plain = server.get(bundle);
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(
+        plain.header("content-encoding"),
+        None,
+        "no Accept-Encoding, no coding"
+    );
+    assert_eq!(
+        plain.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(plain.header("vary"), Some("Accept-Encoding"));
+    assert!(
+        plain
+            .header("cache-control")
+            .is_some_and(|c| c.contains("max-age=")),
+        "{:?}",
+        plain.headers
+    );
+    for (accept, coding) in [("gzip", "gzip"), ("gzip, deflate, br", "br")] {
+        let packed = server.get_with(bundle, &[("accept-encoding", accept)]);
+        assert_eq!(packed.status, StatusCode::OK, "{accept}");
+        assert_eq!(packed.header("content-encoding"), Some(coding), "{accept}");
+        assert!(
+            packed.size * 10 <= plain.size * 3,
+            "{coding}: {} of {} bytes is over 30 %",
+            packed.size,
+            plain.size
+        );
+        // A revisit with the validator transfers nothing.
+        let etag = packed.header("etag").expect("an ETag").to_owned();
+        let again = server.get_with(
+            bundle,
+            &[("accept-encoding", accept), ("if-none-match", &etag)],
+        );
+        assert_eq!(again.status, StatusCode::NOT_MODIFIED, "{accept}");
+        assert_eq!(again.size, 0);
+        assert_eq!(again.header("etag"), Some(etag.as_str()));
+    }
+    let other = server.get_with(bundle, &[("if-none-match", "\"not-this-one\"")]);
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(
+        server.get("/docs/").header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(
+        server.get("/docs/no-such-file.js").status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[test]
+fn the_openapi_document_has_a_validator_and_health_has_none() {
+    let server = start();
+    let doc = server.get("/api-docs/openapi.json");
+    let etag = doc.header("etag").expect("the document has an ETag");
+    let again = server.get_with("/api-docs/openapi.json", &[("if-none-match", etag)]);
+    assert_eq!(again.status, StatusCode::NOT_MODIFIED);
+    // Health stays as it was: no coding, no validator, whatever is asked.
+    let health = server.get_with(
+        "/api/v1/health",
+        &[("accept-encoding", "gzip, br"), ("if-none-match", "*")],
+    );
+    assert_eq!(health.status, StatusCode::OK);
+    for name in ["content-encoding", "etag", "vary"] {
+        assert_eq!(health.header(name), None, "{name} on a health answer");
+    }
 }
 
 #[test]
@@ -320,16 +386,9 @@ fn health_polls_stay_out_of_the_access_log() {
         assert_eq!(server.get("/api/v1/health").status, StatusCode::OK);
     }
     assert_eq!(server.get("/nope").status, StatusCode::NOT_FOUND);
-    // The access log line is written as the response completes: wait for it.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !server.log().contains("\"GET /nope HTTP/1.1\" 404") {
-        assert!(
-            Instant::now() < deadline,
-            "no access log line for /nope:\n{}",
-            server.log()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The access log line is written as the response completes: wait for
+    // the line of the later request, so the polls' lines would be in by then.
+    server.wait_for_log("\"GET /nope HTTP/1.1\" 404", Duration::from_secs(5));
     assert!(
         !server.log().contains("GET /api/v1/health"),
         "{}",

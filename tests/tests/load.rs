@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use petsage_tests::lb::{spawn_wrk, wrk_report};
+use petsage_tests::wrk::{spawn_wrk, wrk_report};
 use petsage_tests::{Server, StatusCode, agent};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");

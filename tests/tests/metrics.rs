@@ -6,7 +6,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use petsage_tests::lb::{free_port, wrk_report};
+use petsage_tests::free_port;
+use petsage_tests::wrk::wrk_report;
 use petsage_tests::{Server, StatusCode};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");

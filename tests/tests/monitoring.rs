@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use petsage_tests::lb::free_port;
+use petsage_tests::free_port;
 use petsage_tests::{KillOnDrop, Server, StatusCode, agent, wait_for_port};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");

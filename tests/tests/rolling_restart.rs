@@ -4,8 +4,10 @@
 
 use std::time::Duration;
 
-use petsage_tests::lb::{Haproxy, free_port, spawn_wrk, wrk_report};
+use petsage_tests::free_port;
+use petsage_tests::lb::Haproxy;
 use petsage_tests::load::{WriteLoad, missing};
+use petsage_tests::wrk::{spawn_wrk, wrk_report};
 use petsage_tests::{Server, ServerBuilder};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");

@@ -123,7 +123,7 @@ fn health_bodies_carry_no_error_internals_by_default() {
 
 #[test]
 fn a_closed_stderr_does_not_stop_the_service() {
-    let port = petsage_tests::lb::free_port();
+    let port = petsage_tests::free_port();
     let data = petsage_tests::Scratch::new("stderr");
     let mut child = KillOnDrop(
         Command::new(APP)

@@ -2,6 +2,7 @@
 
 mod bench;
 mod new_feature;
+mod setup;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -10,9 +11,12 @@ const HELP: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  ci      cargo fmt --check, clippy with warnings denied, and the whole test suite,
-          including the tests that need haproxy and wrk: the one command to run
-          before pushing
+  ci [--quick]
+          install what the whole suite needs (Debian's test tools, schemathesis,
+          playwright-core, a PostgreSQL server; it names them first), then cargo
+          fmt --check, clippy with warnings denied, and every test: the one
+          command to run before pushing. --quick installs nothing and runs fmt,
+          clippy and the tests that need no outside tool
   bench [--quick] [--duration SECS]
           release-build PetSage and a bare actix-web baseline, load both with
           wrk in interleaved rounds on pinned cores, print the table and write
@@ -29,31 +33,14 @@ tasks:
           suite serves (a test fails when it is stale)
 ";
 
-/// Tools the ignored-by-default tests need, and the Debian packages that bring them.
-const TEST_TOOLS: &[(&str, &str)] = &[
-    ("haproxy", "haproxy"),
-    ("wrk", "wrk"),
-    (
-        "prometheus-blackbox-exporter",
-        "prometheus-blackbox-exporter",
-    ),
-    ("promtool", "prometheus"),
-    // Nagios' plugin lives outside PATH.
-    (
-        "/usr/lib/nagios/plugins/check_http",
-        "monitoring-plugins-basic",
-    ),
-];
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
-        Some("ci") => ci(),
+        Some("ci") => ci(&args[1..]),
         Some("new-feature") => return new_feature_cmd(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("fixture") => workspace_root().and_then(|root| new_feature::refresh_fixture(&root)),
-        Some("bench") => bench::Options::parse(&args[1..])
-            .and_then(|options| bench::run(&workspace_root()?, &options)),
+        Some("bench") => workspace_root().and_then(|root| bench::run(&root, &args[1..])),
         Some("-h" | "--help" | "help") | None => {
             print!("{HELP}");
             Ok(())
@@ -114,11 +101,17 @@ fn is_workspace_root(dir: &Path) -> bool {
         .is_ok_and(|text| text.lines().any(|l| l.trim() == "[workspace]"))
 }
 
-/// Everything CI checks, in the order that fails fastest.
-fn ci() -> Result<(), String> {
-    require_tools(TEST_TOOLS)?;
-    require_schemathesis()?;
-    require_postgres()?;
+/// Everything CI checks, in the order that fails fastest; `--quick` for the
+/// inner loop leaves out set-up and the tests that need outside tools.
+fn ci(args: &[String]) -> Result<(), String> {
+    let quick = match args {
+        [] => false,
+        [flag] if flag == "--quick" => true,
+        _ => return Err("usage: cargo xtask ci [--quick]".to_owned()),
+    };
+    if !quick {
+        setup::prepare(&workspace_root()?)?;
+    }
     cargo(&["fmt", "--all", "--check"])?;
     cargo(&[
         "clippy",
@@ -128,10 +121,13 @@ fn ci() -> Result<(), String> {
         "-D",
         "warnings",
     ])?;
-    // Tests that need external tools are #[ignore]d so a bare `cargo test` passes
-    // anywhere; CI and this task run them too.
-    cargo(&["test", "--workspace", "--", "--include-ignored"])?;
-    Ok(())
+    // Tests that need outside tools are #[ignore]d so a bare `cargo test`
+    // passes anywhere; the full run includes them.
+    if quick {
+        cargo(&["test", "--workspace"])
+    } else {
+        cargo(&["test", "--workspace", "--", "--include-ignored"])
+    }
 }
 
 /// `cargo xtask soak [--secs N]`: the load and rolling-restart scenarios, long.
@@ -141,7 +137,7 @@ fn soak(args: &[String]) -> Result<(), String> {
         [flag, n] if flag == "--secs" && n.parse::<u32>().is_ok_and(|n| n >= 20) => n.clone(),
         _ => return Err("usage: cargo xtask soak [--secs N] (N >= 20)".to_owned()),
     };
-    require_tools(TEST_TOOLS)?;
+    setup::prepare(&workspace_root()?)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!("xtask: soak for {secs} s per scenario");
     let status = Command::new(&cargo)
@@ -171,65 +167,12 @@ fn soak(args: &[String]) -> Result<(), String> {
     }
 }
 
-/// The ignored tests fuzz the contract with schemathesis from the `.venv` `.ci/run` makes.
-fn require_schemathesis() -> Result<(), String> {
-    let found = std::env::var_os("SCHEMATHESIS").is_some()
-        || workspace_root()?.join(".venv/bin/schemathesis").is_file();
-    if found {
-        return Ok(());
-    }
-    Err("missing schemathesis; install it with: python3 -m venv .venv && .venv/bin/pip install schemathesis==4.32.5 (or set SCHEMATHESIS)".to_owned())
+/// Where cargo builds: `$CARGO_TARGET_DIR`, or `target/` in the workspace.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
-/// The database tests need a PostgreSQL server to create databases on, and
-/// the server binaries to run clusters of their own.
-fn require_postgres() -> Result<(), String> {
-    let binaries = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .any(|v| v.path().join("bin/pg_ctl").is_file())
-        })
-        .unwrap_or(false);
-    if !binaries {
-        return Err("missing PostgreSQL's server binaries; install them with: sudo apt-get install -y postgresql".to_owned());
-    }
-    let url = std::env::var("PETSAGE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let host_port = url
-        .split('@')
-        .nth(1)
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("127.0.0.1:5432");
-    let reachable = std::net::ToSocketAddrs::to_socket_addrs(host_port)
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .is_some_and(|addr| {
-            std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2)).is_ok()
-        });
-    if reachable {
-        return Ok(());
-    }
-    Err(format!(
-        "no PostgreSQL answers at {host_port}; start one (.ci/run shows how: pg_ctlcluster <version> main start, trust auth for 127.0.0.1) or set PETSAGE_TEST_POSTGRES_URL"
-    ))
-}
-
-/// Fails with the install command when a tool is not on PATH.
-fn require_tools(tools: &[(&str, &str)]) -> Result<(), String> {
-    let missing: Vec<&str> = tools
-        .iter()
-        .filter(|(bin, _)| !on_path(bin))
-        .map(|(_, package)| *package)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    Err(format!(
-        "missing test tools; install them with: sudo apt-get install -y {}",
-        missing.join(" ")
-    ))
-}
-
+/// Whether `bin` is on PATH (or, when it is a path, exists).
 pub(crate) fn on_path(bin: &str) -> bool {
     if bin.contains('/') {
         return std::path::Path::new(bin).is_file();

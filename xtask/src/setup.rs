@@ -1,0 +1,271 @@
+//! What the whole suite needs besides the Rust toolchain, and installing it:
+//! Debian's test tools, schemathesis in `.venv`, playwright-core for the
+//! browser test, and a PostgreSQL server on 127.0.0.1:5432.
+//!
+//! [`prepare`] says in one line what it will install, then installs it. Where
+//! it cannot (not root, not Debian), it fails before anything is built, with
+//! the command to run instead.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The schemathesis release the contract tests are written against.
+pub(crate) const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// The playwright-core release the browser test drives Debian's chromium with.
+pub(crate) const PLAYWRIGHT: &str = "playwright-core@1.64.1";
+
+/// A program the tests run, and the Debian package that brings it.
+struct Tool {
+    /// A name looked up on PATH, or an absolute path.
+    program: &'static str,
+    package: &'static str,
+}
+
+/// Everything the tool-dependent (`#[ignore]`d) tests and the bench run.
+const TOOLS: &[Tool] = &[
+    Tool {
+        program: "haproxy",
+        package: "haproxy",
+    },
+    Tool {
+        program: "wrk",
+        package: "wrk",
+    },
+    Tool {
+        program: "prometheus-blackbox-exporter",
+        package: "prometheus-blackbox-exporter",
+    },
+    Tool {
+        program: "promtool",
+        package: "prometheus",
+    },
+    // Nagios' plugin lives outside PATH.
+    Tool {
+        program: "/usr/lib/nagios/plugins/check_http",
+        package: "monitoring-plugins-basic",
+    },
+    Tool {
+        program: "chromium",
+        package: "chromium",
+    },
+    Tool {
+        program: "npm",
+        package: "npm",
+    },
+    Tool {
+        program: "python3",
+        package: "python3-venv",
+    },
+    Tool {
+        program: "psql",
+        package: "postgresql-client",
+    },
+    Tool {
+        program: "taskset",
+        package: "util-linux",
+    },
+];
+
+/// The address the database tests and the bench create databases on.
+const POSTGRES: &str = "127.0.0.1:5432";
+
+/// What is missing, found without changing anything.
+struct Plan {
+    packages: Vec<&'static str>,
+    schemathesis: bool,
+    playwright: bool,
+    start_postgres: bool,
+}
+
+impl Plan {
+    fn of(root: &Path) -> Self {
+        let mut packages: Vec<&'static str> = TOOLS
+            .iter()
+            .filter(|tool| !crate::on_path(tool.program))
+            .map(|tool| tool.package)
+            .collect();
+        if !has_postgres_server() {
+            packages.push("postgresql");
+        }
+        Self {
+            packages,
+            schemathesis: std::env::var_os("SCHEMATHESIS").is_none()
+                && !root.join(".venv/bin/schemathesis").is_file(),
+            playwright: !playwright_dir(root)
+                .join("node_modules/playwright-core")
+                .is_dir(),
+            start_postgres: !answers(POSTGRES),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.packages.is_empty() && !self.schemathesis && !self.playwright && !self.start_postgres
+    }
+
+    /// One line naming everything this run installs or starts.
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if !self.packages.is_empty() {
+            parts.push(format!("Debian packages {}", self.packages.join(" ")));
+        }
+        if self.schemathesis {
+            parts.push(format!("{SCHEMATHESIS} into .venv"));
+        }
+        if self.playwright {
+            parts.push(format!("{PLAYWRIGHT} into target/browser"));
+        }
+        if self.start_postgres {
+            parts.push(format!(
+                "a PostgreSQL server on {POSTGRES} (trust auth for loopback)"
+            ));
+        }
+        parts.join("; ")
+    }
+}
+
+/// Installs and starts whatever the whole suite needs, or fails with what to run.
+pub(crate) fn prepare(root: &Path) -> Result<(), String> {
+    let plan = Plan::of(root);
+    if plan.is_empty() {
+        return Ok(());
+    }
+    let privileged = plan.start_postgres || !plan.packages.is_empty();
+    if privileged && !(is_root() && Path::new("/usr/bin/apt-get").is_file()) {
+        return Err(format!(
+            "the test suite needs: {}.\nThis needs root on Debian or Ubuntu; run this, then cargo xtask ci again:\n  sudo apt-get install -y {} && sudo pg_ctlcluster $(ls /etc/postgresql | sort -n | tail -1) main start\n(or run cargo xtask ci --quick for the tests that need no outside tool)",
+            plan.describe(),
+            plan.packages.join(" "),
+        ));
+    }
+    eprintln!("xtask: installing {}", plan.describe());
+    if !plan.packages.is_empty() {
+        run("apt-get", &["update", "-qq"], &[])?;
+        let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
+        args.extend(&plan.packages);
+        run("apt-get", &args, &[("DEBIAN_FRONTEND", "noninteractive")])?;
+    }
+    if plan.start_postgres && !answers(POSTGRES) {
+        start_postgres()?;
+    }
+    if plan.schemathesis {
+        let venv = root.join(".venv");
+        run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
+        let pip = venv.join("bin/pip").display().to_string();
+        run(
+            &pip,
+            &["install", "-q", "--disable-pip-version-check", SCHEMATHESIS],
+            &[],
+        )?;
+    }
+    if plan.playwright {
+        let dir = playwright_dir(root).display().to_string();
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+        // playwright-core brings no browser: the test drives Debian's chromium.
+        run(
+            "npm",
+            &[
+                "install",
+                "--prefix",
+                &dir,
+                "--no-save",
+                "--no-audit",
+                "--no-fund",
+                "--silent",
+                PLAYWRIGHT,
+            ],
+            &[("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")],
+        )?;
+    }
+    Ok(())
+}
+
+/// Where playwright-core is installed: `target/browser`, beside the browser test's screenshot.
+pub(crate) fn playwright_dir(root: &Path) -> PathBuf {
+    crate::target_dir(root).join("browser")
+}
+
+/// Debian's cluster `main` of the newest installed version, with trust auth
+/// for loopback connections, as this machine kind runs it.
+fn start_postgres() -> Result<(), String> {
+    let version = std::fs::read_dir("/etc/postgresql")
+        .map_err(|e| format!("no /etc/postgresql (is postgresql installed?): {e}"))?
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .max()
+        .ok_or("no PostgreSQL cluster under /etc/postgresql")?
+        .to_string();
+    let hba = format!("/etc/postgresql/{version}/main/pg_hba.conf");
+    let text = std::fs::read_to_string(&hba).map_err(|e| format!("{hba}: {e}"))?;
+    let trusted: Vec<String> = text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [
+                    "host",
+                    "all",
+                    "all",
+                    addr @ ("127.0.0.1/32" | "::1/128"),
+                    _method,
+                ] => {
+                    format!("host    all             all             {addr:<23} trust")
+                }
+                _ => line.to_owned(),
+            }
+        })
+        .collect();
+    std::fs::write(&hba, trusted.join("\n") + "\n").map_err(|e| format!("{hba}: {e}"))?;
+    run(
+        "pg_ctlcluster",
+        &["--skip-systemctl-redirect", &version, "main", "start"],
+        &[],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !answers(POSTGRES) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "PostgreSQL {version} did not answer on {POSTGRES} within 30 s"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
+}
+
+fn has_postgres_server() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|dir| {
+        dir.filter_map(Result::ok)
+            .any(|v| v.path().join("bin/pg_ctl").is_file())
+    })
+}
+
+/// Whether something accepts TCP connections at `addr`.
+fn answers(addr: &str) -> bool {
+    addr.parse().is_ok_and(|addr| {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+    })
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|uids| uids.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// Runs `program args` with `env` added, failing on a non-zero exit.
+fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
+    let status = Command::new(program)
+        .args(args)
+        .envs(env.iter().copied())
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{program} {} failed ({status})", args.join(" ")))
+    }
+}
