@@ -58,6 +58,8 @@ pub struct Server {
     child: KillOnDrop,
     addr: SocketAddr,
     log: Arc<Mutex<Vec<String>>>,
+    /// The thread reading stderr; it ends when the process closes stderr.
+    reader: Option<thread::JoinHandle<()>>,
     agent: ureq::Agent,
     _scratch: Option<Scratch>,
 }
@@ -133,12 +135,6 @@ impl ServerBuilder {
         self
     }
 
-    /// Adds a command-line argument.
-    pub fn arg(mut self, arg: &str) -> Self {
-        self.command.arg(arg);
-        self
-    }
-
     /// Removes an environment variable from the server's environment.
     pub fn env_remove(mut self, key: &str) -> Self {
         self.command.env_remove(key);
@@ -171,7 +167,7 @@ impl ServerBuilder {
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&log);
         // Keep draining stderr for the server's whole life, so it never blocks on a full pipe.
-        thread::spawn(move || {
+        let reader = thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let addr = listening_addr(&line);
                 // Record the line before announcing the address, so a test that
@@ -197,6 +193,7 @@ impl ServerBuilder {
             child: KillOnDrop(child),
             addr,
             log,
+            reader: Some(reader),
             agent: agent(Duration::from_secs(10)),
             _scratch: self.scratch,
         };
@@ -405,9 +402,24 @@ impl Server {
         }
     }
 
-    /// Everything the server has logged so far.
+    /// Everything the server has logged so far (lines still in the pipe may
+    /// be missing: to check a line is absent, use [`Server::finish`]).
     pub fn log(&self) -> String {
         self.log.lock().expect("log lock").join("\n")
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and returns its
+    /// whole log, read to the end: what a test needs to show a line never came.
+    pub fn finish(mut self) -> String {
+        self.signal("TERM");
+        if self.wait_exit(Duration::from_secs(10)).is_none() {
+            let _ = self.child.0.kill();
+            let _ = self.child.0.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log()
     }
 
     /// Sends `signal` (for example `TERM`) to the process, by its PID.

@@ -64,20 +64,41 @@ fn busy_port_exits_non_zero_with_one_line() {
 fn help_lists_every_setting_with_its_variable() {
     let (code, stdout, _) = run_to_exit(APP, &["--help"], &[]);
     assert_eq!(code, Some(0));
-    for name in [
-        "--bind",
-        "PETSAGE_BIND",
-        "--workers",
-        "PETSAGE_WORKERS",
-        "--docs",
-        "PETSAGE_DOCS",
-        "openapi",
-    ] {
+    // Every setting the command line has (the app's, the database's and
+    // each feature's), straight from clap: none may lack a variable or be
+    // missing from --help.
+    let command = petsage_app::cli::command(&petsage_tests::features());
+    let mut checked = 0;
+    for arg in command.get_arguments() {
+        let Some(long) = arg.get_long() else { continue };
+        if matches!(long, "help" | "version") {
+            continue;
+        }
+        let env = arg
+            .get_env()
+            .unwrap_or_else(|| panic!("--{long} has no environment variable"))
+            .to_string_lossy();
+        let line = stdout
+            .lines()
+            .position(|l| l.trim_start().starts_with(&format!("--{long} ")))
+            .unwrap_or_else(|| panic!("--{long} missing from --help:\n{stdout}"));
+        // clap writes the variable at the end of the setting's entry.
+        let entry: String = stdout.lines().skip(line).take(4).collect();
         assert!(
-            stdout.contains(name),
-            "{name} missing from --help:\n{stdout}"
+            entry.contains(&format!("[env: {env}")),
+            "--{long} lacks [env: {env}] in --help:\n{stdout}"
         );
+        checked += 1;
     }
+    assert!(checked >= 20, "only {checked} settings found");
+    assert!(
+        stdout.contains("openapi"),
+        "the openapi subcommand: {stdout}"
+    );
+    assert!(
+        stdout.starts_with("The PetSage backend binary"),
+        "the app's own description comes first:\n{stdout}"
+    );
 }
 
 #[test]

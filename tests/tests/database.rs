@@ -121,7 +121,8 @@ fn the_health_only_service_creates_no_file_and_opens_no_database() {
         .map(|e| e.file_name())
         .collect();
     assert!(created.is_empty(), "files appeared: {created:?}");
-    assert!(!server.log().contains("database"), "{}", server.log());
+    let log = server.finish();
+    assert!(!log.contains("database"), "{log}");
 }
 
 #[test]

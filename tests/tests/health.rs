@@ -244,11 +244,8 @@ fn a_flapping_check_under_a_failure_threshold_of_3_never_fails_readiness() {
         "flapping check: {} runs, {polls} polls, all 200",
         runs(&server, "flaky")
     );
-    assert!(
-        !server.log().contains("is now failed"),
-        "no change of state: {}",
-        server.log()
-    );
+    let log = server.finish();
+    assert!(!log.contains("is now failed"), "no change of state: {log}");
     // The same flapping with a threshold of 1 does fail readiness: the threshold is what holds it.
     let server = flapping("1");
     server.wait_for_status(

@@ -240,7 +240,7 @@ fn hostile_requests_get_a_4xx_or_a_close_and_never_hurt_the_service() {
         passed += 1;
     }
     println!("hostile input: {passed} of {} cases passed", cases.len());
-    let log = server.log();
+    let log = server.finish();
     assert!(!log.contains("panicked"), "{log}");
 
     // The JSON log of all of it: every line one valid object, and no client

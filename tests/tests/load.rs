@@ -27,7 +27,8 @@ fn two_hundred_fifty_six_connections_get_no_error() {
     assert_eq!(report.non_2xx, 0, "{}", report.output);
     assert_eq!(report.socket_errors, 0, "{}", report.output);
     assert_eq!(server.get("/api/v1/health/ready").status, StatusCode::OK);
-    assert!(!server.log().contains("panicked"));
+    let log = server.finish();
+    assert!(!log.contains("panicked"), "{log}");
 }
 
 #[test]

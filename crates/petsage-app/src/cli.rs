@@ -49,7 +49,7 @@ enum Command_ {
 }
 
 /// The command line: the app's own settings, then each feature's under its heading.
-fn command(features: &[Registration]) -> Command {
+pub fn command(features: &[Registration]) -> Command {
     features
         .iter()
         .fold(Cli::command(), |command, feature| feature.augment(command))

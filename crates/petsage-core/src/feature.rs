@@ -54,8 +54,6 @@ pub struct NoSettings {}
 
 /// A built feature, as the app holds it.
 pub trait BuiltFeature: Send + Sync + 'static {
-    /// The feature's name.
-    fn name(&self) -> &'static str;
     /// The feature's routes and their state.
     fn routes(&self) -> Routes;
     /// The feature's whole OpenAPI fragment: its tags and schemas, and its routes' paths.
@@ -65,10 +63,6 @@ pub trait BuiltFeature: Send + Sync + 'static {
 }
 
 impl<F: Feature> BuiltFeature for F {
-    fn name(&self) -> &'static str {
-        F::NAME
-    }
-
     fn routes(&self) -> Routes {
         Feature::routes(self)
     }
@@ -104,7 +98,19 @@ pub fn register<F: Feature>() -> Registration {
 }
 
 fn augment<F: Feature>(command: Command) -> Command {
-    F::Settings::augment_args(command.next_help_heading(heading(F::NAME)))
+    // clap's derive makes a settings struct's doc comment the command's
+    // `about`: keep the app's own.
+    let about = command.get_about().cloned();
+    let long_about = command.get_long_about().cloned();
+    let command = F::Settings::augment_args(command.next_help_heading(heading(F::NAME)));
+    let command = match about {
+        Some(about) => command.about(about),
+        None => command.about(None::<&'static str>),
+    };
+    match long_about {
+        Some(long_about) => command.long_about(long_about),
+        None => command.long_about(None::<&'static str>),
+    }
 }
 
 fn build<F: Feature>(
@@ -393,13 +399,19 @@ mod tests {
         let command = registration.augment(Command::new("app"));
         let help = command.clone().render_help().to_string();
         assert!(help.contains("Pet profiles settings:"), "{help}");
+        let app = registration.augment(Command::new("app").about("The app."));
+        assert_eq!(
+            app.get_about().map(ToString::to_string).as_deref(),
+            Some("The app."),
+            "a feature's settings keep the app's about"
+        );
         let matches = command
             .try_get_matches_from(["app", "--pet-profiles-page-max", "7"])
             .expect("parses");
         let mut ctx = Context::new();
         ctx.insert(100_u32);
         let built = registration.build(&matches, &mut ctx).expect("builds");
-        assert_eq!(built.name(), "pet-profiles");
+        assert_eq!(built.routes().info().len(), 0, "a feature with no routes");
 
         let mut lifecycle = ctx.into_lifecycle();
         assert_eq!(

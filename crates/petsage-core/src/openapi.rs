@@ -2,7 +2,7 @@
 
 use utoipa::openapi::{OpenApi, RefOr};
 
-/// Documents HEAD beside every GET, as [`crate::Endpoint::get`] serves it.
+/// Documents HEAD beside every GET, as every [`crate::Route`] serving GET also serves HEAD.
 ///
 /// The HEAD operation copies the GET one, with its own operation id
 /// (`<get id>_head`) and its responses stripped of bodies.

@@ -303,6 +303,7 @@ mod tests {
     use super::*;
     use actix_web::test as atest;
     use actix_web::{App, HttpResponse};
+    use std::collections::BTreeSet;
 
     struct Greeting(&'static str);
 
@@ -384,6 +385,36 @@ mod tests {
         assert_eq!(item["get"]["operationId"], "t_hello");
         assert_eq!(item["get"]["tags"][0], "T");
         assert_eq!(item["post"]["operationId"], "t_accept");
-        assert!(item["delete"].is_null());
+
+        // Both directions, method by method: every served method is
+        // documented (HEAD, which every GET also serves, is documented by
+        // the app beside its GET) and every documented one is served.
+        let served: BTreeSet<(String, String)> = info
+            .iter()
+            .flat_map(|route| {
+                route
+                    .methods
+                    .iter()
+                    .filter(|method| **method != Method::HEAD)
+                    .map(|method| (route.path.clone(), method.as_str().to_lowercase()))
+            })
+            .collect();
+        let documented: BTreeSet<(String, String)> = doc["paths"]
+            .as_object()
+            .expect("paths")
+            .iter()
+            .flat_map(|(path, item)| {
+                item.as_object()
+                    .expect("path item")
+                    .keys()
+                    .map(|method| (path.clone(), method.clone()))
+            })
+            .collect();
+        assert_eq!(served, documented);
+        for route in &info {
+            let gets = route.methods.iter().filter(|m| **m == Method::GET).count();
+            let heads = route.methods.iter().filter(|m| **m == Method::HEAD).count();
+            assert_eq!(gets, heads, "{}: every GET also serves HEAD", route.path);
+        }
     }
 }
