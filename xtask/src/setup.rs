@@ -103,6 +103,28 @@ impl Plan {
         self.packages.is_empty() && !self.schemathesis && !self.playwright && !self.start_postgres
     }
 
+    /// What to tell a user this task cannot install for: what is missing, and the commands.
+    fn refusal(&self) -> String {
+        let mut commands = Vec::new();
+        if !self.packages.is_empty() {
+            commands.push(format!(
+                "sudo apt-get install -y {}",
+                self.packages.join(" ")
+            ));
+        }
+        if self.start_postgres {
+            commands.push(
+                "sudo pg_ctlcluster $(ls /etc/postgresql | sort -n | tail -1) main start (with trust auth for 127.0.0.1 in its pg_hba.conf)"
+                    .to_owned(),
+            );
+        }
+        format!(
+            "the test suite needs: {}.\nInstalling that needs root on Debian or Ubuntu; run this, then cargo xtask ci again:\n  {}\n(cargo xtask ci --quick runs the tests that need no outside tool)",
+            self.describe(),
+            commands.join("\n  "),
+        )
+    }
+
     /// One line naming everything this run installs or starts.
     fn describe(&self) -> String {
         let mut parts = Vec::new();
@@ -132,11 +154,7 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
     }
     let privileged = plan.start_postgres || !plan.packages.is_empty();
     if privileged && !(is_root() && Path::new("/usr/bin/apt-get").is_file()) {
-        return Err(format!(
-            "the test suite needs: {}.\nThis needs root on Debian or Ubuntu; run this, then cargo xtask ci again:\n  sudo apt-get install -y {} && sudo pg_ctlcluster $(ls /etc/postgresql | sort -n | tail -1) main start\n(or run cargo xtask ci --quick for the tests that need no outside tool)",
-            plan.describe(),
-            plan.packages.join(" "),
-        ));
+        return Err(plan.refusal());
     }
     eprintln!("xtask: installing {}", plan.describe());
     if !plan.packages.is_empty() {
@@ -256,16 +274,61 @@ fn is_root() -> bool {
     })
 }
 
-/// Runs `program args` with `env` added, failing on a non-zero exit.
+/// Runs `program args` with `env` added, its output kept back unless it
+/// fails; says how long it took.
 fn run(program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<(), String> {
-    let status = Command::new(program)
+    let started = Instant::now();
+    let output = Command::new(program)
         .args(args)
         .envs(env.iter().copied())
-        .status()
+        .output()
         .map_err(|e| format!("cannot run {program}: {e}"))?;
-    if status.success() {
+    let command = format!("{program} {}", args.join(" "));
+    if output.status.success() {
+        eprintln!(
+            "xtask: {command}: done in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         Ok(())
     } else {
-        Err(format!("{program} {} failed ({status})", args.join(" ")))
+        Err(format!(
+            "{command} failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_names_what_is_missing_and_the_commands_to_run() {
+        let plan = Plan {
+            packages: vec!["haproxy", "wrk"],
+            schemathesis: true,
+            playwright: false,
+            start_postgres: true,
+        };
+        let text = plan.refusal();
+        assert!(text.contains("Debian packages haproxy wrk"), "{text}");
+        assert!(text.contains("schemathesis==4.32.5 into .venv"), "{text}");
+        assert!(
+            text.contains("sudo apt-get install -y haproxy wrk"),
+            "{text}"
+        );
+        assert!(text.contains("pg_ctlcluster"), "{text}");
+        assert!(
+            !Plan {
+                packages: Vec::new(),
+                schemathesis: false,
+                playwright: false,
+                start_postgres: false
+            }
+            .describe()
+            .contains(';')
+        );
     }
 }
