@@ -111,12 +111,11 @@ where
             };
             let mut res = errors::quote_request_id(errors::into_problem(res), &id);
             let headers = res.headers_mut();
-            if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
-                headers.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-            }
+            // `nosniff` is the header's one value: set it whatever a handler did.
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
             headers.insert(request_id::HEADER, id.header_value().clone());
             if draining {
                 res.response_mut()

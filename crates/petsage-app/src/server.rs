@@ -228,7 +228,7 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
             .wrap(Guard {
                 quiet_paths: Arc::clone(&quiet_paths),
                 monitor: app_monitor.clone(),
-                metrics: metrics.as_ref().map(|m| Rc::new(m.http().clone())),
+                metrics: metrics.as_ref().map(|m| Rc::new(m.http())),
                 max_header_bytes,
             })
             .service(api)
