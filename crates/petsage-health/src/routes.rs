@@ -137,42 +137,7 @@ pub(crate) async fn health_check(
     monitor: Data<HealthMonitor>,
     state: Data<HealthState>,
 ) -> Result<HttpResponse, Problem> {
-    let view = View::of(&req, true)?;
-    let snapshot = monitor.snapshot();
-    let phase = monitor.phase();
-    let status = HealthStatus::of_service(phase, view.included(&snapshot.checks));
-    Ok(match view.format {
-        Format::Json if status == HealthStatus::Ok => answer(true, JSON, OK_BODY.clone()),
-        Format::Json => answer(
-            status.passed(),
-            JSON,
-            json_bytes(&HealthCheckResponse::new(status)),
-        ),
-        Format::Text => {
-            // The uptime view names the phase only when it rules the service out.
-            let fault = phase_fault(phase, false);
-            let extra: Vec<_> = fault.map(|word| ("phase", Err(word))).into_iter().collect();
-            let text = verbose(
-                "health",
-                &view,
-                &snapshot.checks,
-                &extra,
-                status.passed(),
-                state.details,
-            );
-            answer(status.passed(), TEXT, text)
-        }
-        Format::Ietf => {
-            let output = phase_fault(phase, false).map(|word| format!("the instance is {word}"));
-            let body = ietf(
-                status,
-                view.included(&snapshot.checks),
-                output,
-                state.details,
-            );
-            answer(status.passed(), HEALTH_JSON, json_bytes(&body))
-        }
-    })
+    respond(Probe::Health, &req, &monitor, &state)
 }
 
 /// Answers `GET`/`HEAD /health/ready` with the phase and every check's standing.
@@ -205,39 +170,81 @@ pub(crate) async fn health_ready(
     monitor: Data<HealthMonitor>,
     state: Data<HealthState>,
 ) -> Result<HttpResponse, Problem> {
-    let view = View::of(&req, true)?;
+    respond(Probe::Ready, &req, &monitor, &state)
+}
+
+/// The two views of the checks and phase: the uptime view (`/health`) and readiness.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Probe {
+    Health,
+    Ready,
+}
+
+/// Answers a poll of `probe` in the format and with the checks the request asks for.
+fn respond(
+    probe: Probe,
+    req: &HttpRequest,
+    monitor: &HealthMonitor,
+    state: &HealthState,
+) -> Result<HttpResponse, Problem> {
+    let view = View::of(req, true)?;
     let snapshot = monitor.snapshot();
     let phase = monitor.phase();
-    let status = HealthStatus::of_instance(phase, view.included(&snapshot.checks));
-    let details = state.details;
-    let readiness = || ReadinessResponse {
-        status,
-        phase: phase.into(),
-        checks: view
-            .included(&snapshot.checks)
-            .map(|check| CheckReport::new(check, details))
-            .collect(),
+    let readiness = probe == Probe::Ready;
+    let included = view.included(&snapshot.checks);
+    let status = if readiness {
+        HealthStatus::of_instance(phase, included)
+    } else {
+        HealthStatus::of_service(phase, included)
     };
-    Ok(match view.format {
-        Format::Json if view.exclude.is_empty() => {
-            let body = state.ready_body(&snapshot, phase, || json_bytes(&readiness()));
+    let details = state.details;
+    // The phase, when it rules the instance out of this view.
+    let fault = phase_fault(phase, readiness);
+    Ok(match (view.format, probe) {
+        (Format::Json, Probe::Health) if status == HealthStatus::Ok => {
+            answer(true, JSON, OK_BODY.clone())
+        }
+        (Format::Json, Probe::Health) => answer(
+            status.passed(),
+            JSON,
+            json_bytes(&HealthCheckResponse::new(status)),
+        ),
+        (Format::Json, Probe::Ready) => {
+            let readiness = || ReadinessResponse {
+                status,
+                phase: phase.into(),
+                checks: view
+                    .included(&snapshot.checks)
+                    .map(|check| CheckReport::new(check, details))
+                    .collect(),
+            };
+            let body = if view.exclude.is_empty() {
+                state.ready_body(&snapshot, phase, || json_bytes(&readiness()))
+            } else {
+                json_bytes(&readiness())
+            };
             answer(status.passed(), JSON, body)
         }
-        Format::Json => answer(status.passed(), JSON, json_bytes(&readiness())),
-        Format::Text => {
-            let serving = phase_fault(phase, true).map_or(Ok(()), Err);
+        (Format::Text, _) => {
+            // Readiness always lists its phase; the uptime view only when it rules the service out.
+            let phase_line = match (probe, fault) {
+                (Probe::Ready, fault) => Some(("phase", fault.map_or(Ok(()), Err))),
+                (Probe::Health, fault) => fault.map(|word| ("phase", Err(word))),
+            };
+            let name = if readiness { "ready" } else { "health" };
+            let extra: Vec<_> = phase_line.into_iter().collect();
             let text = verbose(
-                "ready",
+                name,
                 &view,
                 &snapshot.checks,
-                &[("phase", serving)],
+                &extra,
                 status.passed(),
                 details,
             );
             answer(status.passed(), TEXT, text)
         }
-        Format::Ietf => {
-            let output = phase_fault(phase, true).map(|word| format!("the instance is {word}"));
+        (Format::Ietf, _) => {
+            let output = fault.map(|word| format!("the instance is {word}"));
             let body = ietf(status, view.included(&snapshot.checks), output, details);
             answer(status.passed(), HEALTH_JSON, json_bytes(&body))
         }
