@@ -19,7 +19,7 @@ use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use actix_web::{HttpRequest, HttpResponse, web};
-use petsage_core::{CheckStatus, HealthMonitor, Phase, RouteTemplate, Verdict};
+use petsage_core::{CheckStatus, HealthMonitor, Phase, RouteTemplate, Routes, Verdict};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder,
@@ -65,7 +65,6 @@ struct HttpSeries {
     durations: Durations,
     in_flight: Gauge,
     unmatched: Route,
-    metrics_route: Route,
 }
 
 /// One worker's access to the HTTP series.
@@ -181,7 +180,6 @@ impl HttpMetrics {
         let req = res.request();
         let template = match req.app_data::<RouteTemplate>() {
             Some(RouteTemplate(template)) => template,
-            None if req.path() == PATH => &self.series.metrics_route.0,
             None => &self.series.unmatched.0,
         };
         let (index, method) = method_label(req.method());
@@ -234,7 +232,6 @@ impl Metrics {
             durations: Family::new_with_constructor(latency_buckets),
             in_flight: Gauge::default(),
             unmatched: Route(Arc::from("unmatched")),
-            metrics_route: Route(Arc::from(PATH)),
         };
         registry.register(
             "petsage_http_requests",
@@ -340,14 +337,16 @@ fn prometheus_text(open_metrics: &str) -> String {
     text
 }
 
-/// Mounts `/metrics` on an app's configuration.
+/// Mounts `/metrics` on an app's configuration, as a [`Route`](petsage_core::Route)
+/// like every other path: GET and HEAD, a 405 problem with `Allow` for any
+/// other method, and its template for its own requests' label.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, metrics: Data<Metrics>) {
-    cfg.service(
-        web::resource(PATH)
-            .app_data(metrics)
-            .route(web::get().to(scrape))
-            .route(web::head().to(scrape)),
-    );
+    let routes = Routes::new()
+        .route(petsage_core::Route::undocumented(PATH, scrape))
+        .data(metrics);
+    for service in routes.into_services() {
+        cfg.service(service);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
