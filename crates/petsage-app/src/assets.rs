@@ -45,6 +45,9 @@ pub(crate) struct Asset {
     cache_control: HeaderValue,
     /// The validator of the identity representation, without quotes.
     tag: String,
+    /// Each representation's `ETag`, made once, in `Coding`'s declaration order
+    /// (so `coding as usize` indexes it).
+    etags: [HeaderValue; 3],
     identity: Bytes,
     compressed: OnceLock<Option<(Bytes, Bytes)>>,
 }
@@ -56,13 +59,23 @@ impl Asset {
         content_type: HeaderValue,
         cache_control: &'static str,
     ) -> Self {
-        let identity = body.into();
+        let identity: Bytes = body.into();
         let mut hasher = std::hash::DefaultHasher::new();
         identity.hash(&mut hasher);
+        let tag = format!("{:016x}-{:x}", hasher.finish(), identity.len());
+        let etag = |coding: Coding| {
+            let quoted = match coding.token() {
+                Some(token) => format!("\"{tag}-{token}\""),
+                None => format!("\"{tag}\""),
+            };
+            // Hex digits and dashes: always a valid header value.
+            HeaderValue::from_str(&quoted).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        };
         Self {
             content_type,
             cache_control: HeaderValue::from_static(cache_control),
-            tag: format!("{:016x}-{:x}", hasher.finish(), identity.len()),
+            etags: [Coding::Brotli, Coding::Gzip, Coding::Identity].map(etag),
+            tag,
             identity,
             compressed: OnceLock::new(),
         }
@@ -85,11 +98,7 @@ impl Asset {
 
     /// The `ETag` of the representation in `coding`.
     fn etag(&self, coding: Coding) -> HeaderValue {
-        let tag = match coding.token() {
-            Some(token) => format!("\"{}-{token}\"", self.tag),
-            None => format!("\"{}\"", self.tag),
-        };
-        HeaderValue::from_str(&tag).unwrap_or_else(|_| HeaderValue::from_static("\"\""))
+        self.etags[coding as usize].clone()
     }
 
     /// Answers `req` with this asset: `304` when its `If-None-Match` holds

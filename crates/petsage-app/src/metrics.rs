@@ -8,7 +8,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::fmt::Error as FmtError;
+use std::fmt::{Error as FmtError, Write as _};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
@@ -326,7 +326,7 @@ fn prometheus_text(open_metrics: &str) -> String {
                 } else {
                     ""
                 };
-                text.push_str(&format!("{kind}{name}{suffix} {tail}\n"));
+                let _ = writeln!(text, "{kind}{name}{suffix} {tail}");
             }
             None => {
                 text.push_str(line);
