@@ -2,6 +2,7 @@
 //! started on loopback for a bounded time, and its report read. The load
 //! tests and `cargo xtask bench` both drive it through here.
 
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 
 /// What wrk reported.
@@ -54,8 +55,9 @@ impl Wrk {
         }
     }
 
-    /// The command line, with latency percentiles and a 5 s request timeout.
-    pub fn command(&self, url: &str) -> Command {
+    /// The command line, with latency percentiles and a 5 s request timeout,
+    /// and a Lua `script` (`wrk -s`) making each request when given.
+    fn command(&self, url: &str, script: Option<&Path>) -> Command {
         let mut command = match self.core {
             Some(core) => {
                 let mut taskset = Command::new("taskset");
@@ -71,17 +73,22 @@ impl Wrk {
             "--timeout",
             "5s",
             "--latency",
-            url,
         ]);
+        if let Some(script) = script {
+            command.arg("-s").arg(script);
+        }
+        command.arg(url);
         command
     }
 
     /// Starts the load in the background; [`wrk_report`] waits for its report.
     pub fn spawn(&self, url: &str) -> std::io::Result<Child> {
-        self.command(url)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        piped(self.command(url, None)).spawn()
+    }
+
+    /// [`Wrk::spawn`] with the Lua `script` making each request (random paths, say).
+    pub fn spawn_scripted(&self, url: &str, script: &Path) -> std::io::Result<Child> {
+        piped(self.command(url, Some(script))).spawn()
     }
 
     /// Runs the load to its end and reads the report.
@@ -91,6 +98,12 @@ impl Wrk {
             .map_err(|e| format!("cannot run wrk (apt-get install -y wrk): {e}"))?;
         finish(child)
     }
+}
+
+/// `command` with its output captured for the report.
+fn piped(mut command: Command) -> Command {
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
 }
 
 /// Starts `wrk` against `url` for `seconds` with `connections`; the child ends by itself.

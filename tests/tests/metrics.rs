@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use petsage_tests::free_port;
-use petsage_tests::wrk::wrk_report;
+use petsage_tests::wrk::{Wrk, wrk_report};
 use petsage_tests::{Server, StatusCode};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
@@ -121,13 +121,8 @@ fn a_hundred_thousand_random_paths_add_no_series() {
     // Rounds of 10 s until 100,000 requests have gone, at most 6 rounds.
     let mut requests = 0;
     for _ in 0..6 {
-        let wrk = Command::new("wrk")
-            .args(["-t2", "-c32", "-d10s", "-s"])
-            .arg(&lua)
-            .arg(server.url("/"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
+        let wrk = Wrk::new(32, 10)
+            .spawn_scripted(&server.url("/"), &lua)
             .expect("wrk runs (apt-get install -y wrk)");
         requests += wrk_report(wrk).requests;
         if requests >= 100_000 {
