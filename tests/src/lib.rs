@@ -478,8 +478,23 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<String>
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
-/// Waits up to `limit` for a TCP listener on `127.0.0.1:port`; panics naming `what` if none comes.
-pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
+/// Starts `command`, a tool that listens on `127.0.0.1:port`, with its
+/// output discarded, and waits up to `limit` until it listens. Panics naming
+/// `what` (and `install`, how to get it) if it cannot start or never listens.
+/// The process is ended by its PID when the returned guard drops.
+pub fn spawn_listening(
+    command: &mut Command,
+    port: u16,
+    what: &str,
+    install: &str,
+    limit: Duration,
+) -> KillOnDrop {
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("{what} starts ({install}): {err}"));
+    let process = KillOnDrop(child);
     let deadline = Instant::now() + limit;
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(
@@ -488,6 +503,7 @@ pub fn wait_for_port(port: u16, what: &str, limit: Duration) {
         );
         thread::sleep(Duration::from_millis(20));
     }
+    process
 }
 
 /// Runs `binary` with `args` and `env` to completion: (exit code, stdout, stderr).

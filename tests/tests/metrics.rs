@@ -273,24 +273,24 @@ impl Prometheus {
         )
         .expect("config written");
         let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                data.path().join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("prometheus starts (apt-get install -y prometheus)");
-        let prometheus = Prometheus {
-            _process: petsage_tests::KillOnDrop(child),
+        let process = petsage_tests::spawn_listening(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", config.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    data.path().join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
+            port,
+            "prometheus",
+            "apt-get install -y prometheus",
+            Duration::from_secs(20),
+        );
+        Prometheus {
+            _process: process,
             _data: data,
             port,
-        };
-        petsage_tests::wait_for_port(port, "prometheus", Duration::from_secs(20));
-        prometheus
+        }
     }
 
     /// The value of instant query `query`'s first result, if any.

@@ -4,11 +4,11 @@
 //! are installed by `.ci/run`; `cargo xtask ci` runs these.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use petsage_tests::free_port;
-use petsage_tests::{KillOnDrop, Server, StatusCode, agent, wait_for_port};
+use petsage_tests::{KillOnDrop, Server, StatusCode, agent, spawn_listening};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
@@ -25,22 +25,22 @@ struct Blackbox {
 impl Blackbox {
     fn start() -> Blackbox {
         let port = free_port();
-        let child = Command::new("prometheus-blackbox-exporter")
-            .arg(format!(
-                "--config.file={}",
-                repo().join("deploy/blackbox/blackbox.yml").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("blackbox exporter starts (apt-get install -y prometheus-blackbox-exporter)");
-        let exporter = Blackbox {
-            _process: KillOnDrop(child),
+        let process = spawn_listening(
+            Command::new("prometheus-blackbox-exporter")
+                .arg(format!(
+                    "--config.file={}",
+                    repo().join("deploy/blackbox/blackbox.yml").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}")),
             port,
-        };
-        wait_for_port(port, "blackbox_exporter", Duration::from_secs(10));
-        exporter
+            "blackbox_exporter",
+            "apt-get install -y prometheus-blackbox-exporter",
+            Duration::from_secs(10),
+        );
+        Blackbox {
+            _process: process,
+            port,
+        }
     }
 
     /// The `probe_success` value for `target` with `module`.
