@@ -67,8 +67,12 @@ const TOOLS: &[Tool] = &[
     },
 ];
 
-/// The address the database tests and the bench create databases on.
+/// The local server the database tests and the bench create databases on,
+/// unless `PETSAGE_TEST_POSTGRES_URL` names another (as they both honour).
 const POSTGRES: &str = "127.0.0.1:5432";
+
+/// The variable naming another PostgreSQL server for the tests and the bench.
+const POSTGRES_URL_VAR: &str = "PETSAGE_TEST_POSTGRES_URL";
 
 /// What is missing, found without changing anything.
 struct Plan {
@@ -95,7 +99,8 @@ impl Plan {
             playwright: !playwright_dir(root)
                 .join("node_modules/playwright-core")
                 .is_dir(),
-            start_postgres: !answers(POSTGRES),
+            // A server named by the variable is the user's to run.
+            start_postgres: std::env::var_os(POSTGRES_URL_VAR).is_none() && !answers(POSTGRES),
         }
     }
 
@@ -148,6 +153,14 @@ impl Plan {
 
 /// Installs and starts whatever the whole suite needs, or fails with what to run.
 pub(crate) fn prepare(root: &Path) -> Result<(), String> {
+    if let Ok(url) = std::env::var(POSTGRES_URL_VAR) {
+        let addr = host_and_port(&url);
+        if !answers(&addr) {
+            return Err(format!(
+                "no PostgreSQL answers at {addr} ({POSTGRES_URL_VAR}); start it, or unset the variable to use one on {POSTGRES}"
+            ));
+        }
+    }
     let plan = Plan::of(root);
     if plan.is_empty() {
         return Ok(());
@@ -257,11 +270,32 @@ fn has_postgres_server() -> bool {
     })
 }
 
+/// `host:port` of a `postgres://user@host:port/db` URL (port 5432 when none is given).
+fn host_and_port(url: &str) -> String {
+    let authority = url
+        .split_once("://")
+        .map_or(url, |(_, rest)| rest)
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let host = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host.contains(':') {
+        host.to_owned()
+    } else {
+        format!("{host}:5432")
+    }
+}
+
 /// Whether something accepts TCP connections at `addr`.
 fn answers(addr: &str) -> bool {
-    addr.parse().is_ok_and(|addr| {
-        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-    })
+    std::net::ToSocketAddrs::to_socket_addrs(addr)
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+        })
 }
 
 fn is_root() -> bool {
@@ -329,6 +363,18 @@ mod tests {
             }
             .describe()
             .contains(';')
+        );
+    }
+
+    #[test]
+    fn the_tests_postgres_url_gives_the_address_to_check() {
+        assert_eq!(
+            host_and_port("postgres://postgres@127.0.0.1:5433/postgres"),
+            "127.0.0.1:5433"
+        );
+        assert_eq!(
+            host_and_port("postgres://db.internal/petsage"),
+            "db.internal:5432"
         );
     }
 }
