@@ -2,13 +2,14 @@
 //! is safe to echo, else one made here in the UUID v7 layout. The app's guard
 //! layer sends it back, writes it into problem bodies and access lines.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::web::{Bytes, BytesMut};
 
 /// The header that carries a request's ID, both ways.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -19,6 +20,78 @@ pub const MAX_LEN: usize = 128;
 thread_local! {
     /// A splitmix64 state per thread, seeded from the OS's randomness once.
     static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(std::thread::current().id()));
+    /// This thread's ID generator.
+    static GENERATOR: RefCell<Generator> = RefCell::new(Generator::default());
+}
+
+/// How many generated IDs share one allocation.
+const IDS_PER_BLOCK: usize = 128;
+
+/// Where each of a generated ID's 32 hex digits goes, around the dashes of 8-4-4-4-12.
+const DIGITS: [u8; 32] = [
+    0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29,
+    30, 31, 32, 33, 34, 35,
+];
+
+/// Where the 12-bit counter's three hex digits go (after the version's `7`).
+const COUNTER_DIGITS: [usize; 3] = [15, 16, 17];
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// One thread's UUID v7 IDs. Within a millisecond, IDs share the thread's
+/// random bits and differ by the counter, so only its three digits are
+/// rewritten; a new millisecond, or a spent counter, draws new random bits.
+/// Threads differ by their 62 random bits.
+struct Generator {
+    millis: u64,
+    counter: u16,
+    /// The last ID's text.
+    text: [u8; 36],
+    /// The unused rest of the block IDs are cut from: sending an ID back and
+    /// logging it clone a reference count, and no request pays for an
+    /// allocation of its own.
+    block: BytesMut,
+}
+
+impl Default for Generator {
+    fn default() -> Self {
+        Self {
+            // No real millisecond: the first ID draws its bits.
+            millis: u64::MAX,
+            counter: 0,
+            text: [b'-'; 36],
+            block: BytesMut::new(),
+        }
+    }
+}
+
+impl Generator {
+    /// The text of the next ID at `millis`, cut from the block.
+    fn next(&mut self, millis: u64) -> Bytes {
+        if millis == self.millis && self.counter < 0x0fff {
+            self.counter += 1;
+            for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
+                self.text[at] = HEX[usize::from((self.counter >> (8 - 4 * i)) & 0xf)];
+            }
+        } else {
+            self.millis = millis;
+            // A random start with its top bit clear leaves room to count.
+            let (a, b) = (next_random(), next_random());
+            self.counter = (a & 0x07ff) as u16;
+            let hi = (millis << 16) | 0x7000 | u64::from(self.counter);
+            let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
+            let bits = (u128::from(hi) << 64) | u128::from(lo);
+            self.text = [b'-'; 36];
+            for (nibble, at) in DIGITS.iter().enumerate() {
+                self.text[usize::from(*at)] = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
+            }
+        }
+        if self.block.capacity() < self.text.len() {
+            self.block = BytesMut::with_capacity(IDS_PER_BLOCK * self.text.len());
+        }
+        self.block.extend_from_slice(&self.text);
+        self.block.split().freeze()
+    }
 }
 
 /// The ID of one request: 1–128 characters of `[A-Za-z0-9._:-]`, held as
@@ -43,34 +116,17 @@ impl RequestId {
         is_safe(value.as_bytes()).then(|| Self(value.clone()))
     }
 
-    /// A new ID in the UUID v7 layout: milliseconds since the epoch, then random bits.
+    /// A new ID in the UUID v7 layout: milliseconds since the epoch, a
+    /// counter within the millisecond (RFC 9562's method 1), then random bits.
     pub fn generate() -> Self {
         let millis = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let (a, b) = (next_random(), next_random());
-        let hi = (millis << 16) | 0x7000 | (a & 0x0fff);
-        let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-        // 8-4-4-4-12 hex digits, two per byte, written by hand: `format!`
-        // costs every request several hundred instructions more.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut text = [b'-'; 36];
-        let mut at = 0;
-        for (i, byte) in hi
-            .to_be_bytes()
-            .into_iter()
-            .chain(lo.to_be_bytes())
-            .enumerate()
-        {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                at += 1;
-            }
-            text[at] = HEX[usize::from(byte >> 4)];
-            text[at + 1] = HEX[usize::from(byte & 0xf)];
-            at += 2;
-        }
+        let bytes = GENERATOR.with_borrow_mut(|generator| generator.next(millis));
         // Hex digits and dashes are always a valid header value.
-        Self(HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-")))
+        Self(
+            HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static("-")),
+        )
     }
 
     /// The client's ID when it is safe, else a new one.
@@ -89,6 +145,11 @@ impl RequestId {
     /// The ID as the header value it is sent back in.
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
+    }
+
+    /// The header value it is sent back in, without a copy.
+    pub fn into_header_value(self) -> HeaderValue {
+        self.0
     }
 }
 
@@ -178,5 +239,46 @@ mod tests {
             "variant: {text}"
         );
         assert!(is_safe(text.as_bytes()), "safe to echo");
+    }
+
+    #[test]
+    fn ids_cut_from_shared_blocks_stay_whole_and_distinct() {
+        // Three blocks' worth: earlier IDs must not change as later ones are cut.
+        let ids: Vec<RequestId> = (0..3 * IDS_PER_BLOCK)
+            .map(|_| RequestId::generate())
+            .collect();
+        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        let unique: std::collections::HashSet<&String> = texts.iter().collect();
+        assert_eq!(unique.len(), ids.len());
+        for text in &texts {
+            assert_eq!(text.len(), 36, "{text}");
+            assert!(is_safe(text.as_bytes()), "{text}");
+        }
+        let more: Vec<RequestId> = (0..IDS_PER_BLOCK).map(|_| RequestId::generate()).collect();
+        assert!(more.iter().all(|id| !unique.contains(&id.to_string())));
+        assert_eq!(
+            ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            texts
+        );
+    }
+
+    #[test]
+    fn ids_within_a_millisecond_count_up_and_a_spent_counter_draws_new_bits() {
+        let mut generator = Generator::default();
+        let text = |bytes: Bytes| String::from_utf8(bytes.to_vec()).expect("ascii");
+        let first = text(generator.next(1_700_000_000_000));
+        let second = text(generator.next(1_700_000_000_000));
+        assert_eq!(first[..14], second[..14], "same millisecond");
+        assert_eq!(first[18..], second[18..], "same random bits");
+        let count = |t: &str| u16::from_str_radix(&t[15..18], 16).expect("hex");
+        assert_eq!(count(&second), count(&first) + 1);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..5_000 {
+            let id = text(generator.next(1_700_000_000_000));
+            assert!(is_safe(id.as_bytes()) && id.len() == 36, "{id}");
+            assert!(seen.insert(id), "an ID repeated within one millisecond");
+        }
+        let later = text(generator.next(1_700_000_000_001));
+        assert_ne!(later[..14], first[..14], "a new millisecond");
     }
 }
