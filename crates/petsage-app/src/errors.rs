@@ -64,16 +64,18 @@ pub(crate) fn header_bytes(req: &ServiceRequest) -> usize {
 }
 
 /// Adds `"request_id":"<id>"` to a problem body, as its last member; any
-/// other response passes through untouched. Problems are rare, so this costs
-/// the successful requests nothing but a header comparison.
+/// other response passes through untouched. Problems answer errors only, so
+/// a successful request costs nothing but a status comparison.
 pub(crate) fn quote_request_id<B: MessageBody + 'static>(
     res: ServiceResponse<EitherBody<B>>,
     id: &RequestId,
 ) -> ServiceResponse<EitherBody<B>> {
-    let is_problem = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
+    let status = res.status();
+    let is_problem = (status.is_client_error() || status.is_server_error())
+        && res
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
     if !is_problem {
         return res;
     }

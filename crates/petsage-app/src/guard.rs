@@ -9,10 +9,12 @@
 //! - counts it in the HTTP metrics and writes its access line (except for
 //!   the quiet routes).
 
-use std::future::{Ready, ready};
+use std::future::{Future, Ready, ready};
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use actix_web::Error;
 use actix_web::body::{EitherBody, MessageBody};
@@ -21,13 +23,16 @@ use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use futures_util::FutureExt;
-use futures_util::future::LocalBoxFuture;
+use futures_util::future::CatchUnwind;
 use petsage_core::HealthMonitor;
 use petsage_core::request_id::{self, RequestId};
 
 use crate::access::AccessLine;
 use crate::errors;
-use crate::metrics::HttpMetrics;
+use crate::metrics::{Counted, HttpMetrics};
+
+/// `nosniff`, made at compile time.
+static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
 
 /// The app's middleware; see the module documentation for what it does.
 #[derive(Clone)]
@@ -45,6 +50,7 @@ pub(crate) struct Guard {
 impl<S, B> Transform<S, ServiceRequest> for Guard
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: Unpin,
     B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
@@ -70,11 +76,12 @@ pub(crate) struct GuardService<S> {
 impl<S, B> Service<ServiceRequest> for GuardService<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    S::Future: Unpin,
     B: MessageBody + 'static,
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = Error;
-    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+    type Future = GuardFuture<S::Future>;
 
     forward_ready!(service);
 
@@ -84,52 +91,105 @@ where
         let access = AccessLine::start(&req, &guard.quiet_paths, &id);
         let counted = guard.metrics.as_ref().map(HttpMetrics::start);
         let size = errors::header_bytes(&req);
-        let draining = guard.monitor.is_draining();
-        let call = if size <= guard.max_header_bytes {
-            Ok(AssertUnwindSafe(self.service.call(req)).catch_unwind())
+        let stage = if size <= guard.max_header_bytes {
+            Stage::Called(AssertUnwindSafe(self.service.call(req)).catch_unwind())
         } else {
-            Err(req)
+            Stage::Answered(Some(errors::headers_too_large(
+                req,
+                size,
+                guard.max_header_bytes,
+            )))
         };
-        let max_header_bytes = guard.max_header_bytes;
-        Box::pin(async move {
-            let res = match call {
-                Ok(call) => match call.await {
-                    Ok(Ok(res)) => res.map_into_left_body(),
-                    Ok(Err(err)) => {
-                        log_access(access, err.as_response_error().status_code(), None);
-                        return Err(err);
-                    }
-                    Err(_panic) => {
-                        let err = errors::handler_panicked(&id);
-                        log_access(access, err.as_response_error().status_code(), None);
-                        return Err(err);
-                    }
-                },
-                Err(req) => {
-                    errors::headers_too_large(req, size, max_header_bytes).map_into_right_body()
-                }
-            };
-            let mut res = errors::quote_request_id(errors::into_problem(res), &id);
-            let headers = res.headers_mut();
-            // `nosniff` is the header's one value: set it whatever a handler did.
-            headers.insert(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            );
-            headers.insert(request_id::HEADER, id.header_value().clone());
-            if draining {
-                res.response_mut()
-                    .head_mut()
-                    .set_connection_type(ConnectionType::Close);
-            }
-            if let Some(counted) = counted {
-                counted.finish(&res);
-            }
-            // The route template, looked up only for lines that are written.
-            let route = access.as_ref().and_then(|_| res.request().match_pattern());
-            log_access(access, res.status(), route.as_deref());
-            Ok(res)
-        })
+        GuardFuture {
+            stage,
+            after: Some(After {
+                id,
+                access,
+                counted,
+                draining: guard.monitor.is_draining(),
+            }),
+        }
+    }
+}
+
+/// A request going through [`Guard`]: the handler's answer, then what the
+/// guard does to every answer. Named rather than boxed, so a request costs
+/// no allocation of its own here.
+pub(crate) struct GuardFuture<F> {
+    stage: Stage<F>,
+    /// Taken once the answer is ready.
+    after: Option<After>,
+}
+
+/// Where the answer comes from.
+enum Stage<F> {
+    /// The router and handler, with a panic caught as a 500.
+    Called(CatchUnwind<AssertUnwindSafe<F>>),
+    /// The guard's own answer (431), taken when polled.
+    Answered(Option<ServiceResponse>),
+}
+
+/// What the guard applies to the answer, taken before the handler ran.
+struct After {
+    id: RequestId,
+    access: Option<AccessLine>,
+    counted: Option<Counted>,
+    /// Whether the instance drained when the request started.
+    draining: bool,
+}
+
+impl<F, B> Future for GuardFuture<F>
+where
+    F: Future<Output = Result<ServiceResponse<B>, Error>> + Unpin,
+    B: MessageBody + 'static,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        const DONE: &str = "GuardFuture polled after it completed";
+        let this = self.get_mut();
+        let answered = match &mut this.stage {
+            Stage::Called(call) => ready!(Pin::new(call).poll(cx))
+                .map(|res| res.map(ServiceResponse::map_into_left_body)),
+            Stage::Answered(res) => Ok(Ok(res.take().expect(DONE).map_into_right_body())),
+        };
+        let after = this.after.take().expect(DONE);
+        let err = match answered {
+            Ok(Ok(res)) => return Poll::Ready(Ok(after.finish(res))),
+            Ok(Err(err)) => err,
+            Err(_panic) => errors::handler_panicked(&after.id),
+        };
+        log_access(after.access, err.as_response_error().status_code(), None);
+        Poll::Ready(Err(err))
+    }
+}
+
+impl After {
+    /// Problem bodies, the guard's headers, the metrics and the access line.
+    fn finish<B: MessageBody + 'static>(
+        self,
+        res: ServiceResponse<EitherBody<B>>,
+    ) -> ServiceResponse<EitherBody<B>> {
+        let mut res = errors::quote_request_id(errors::into_problem(res), &self.id);
+        let headers = res.headers_mut();
+        // `nosniff` is the header's one value: set it whatever a handler did.
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
+        headers.insert(request_id::HEADER, self.id.into_header_value());
+        if self.draining {
+            res.response_mut()
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
+        }
+        if let Some(counted) = self.counted {
+            counted.finish(&res);
+        }
+        // The route template, looked up only for lines that are written.
+        let route = self
+            .access
+            .as_ref()
+            .and_then(|_| res.request().match_pattern());
+        log_access(self.access, res.status(), route.as_deref());
+        res
     }
 }
 
