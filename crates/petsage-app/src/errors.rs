@@ -1,7 +1,7 @@
 //! Every error leaves the service as an RFC 9457 problem body, whichever
 //! layer produced it (routing, an extractor, a handler).
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::http::header;
@@ -17,9 +17,7 @@ use petsage_core::{PROBLEM_CONTENT_TYPE, Problem, RequestId};
 /// JSON error bodies are left alone (problems, and the health endpoints'
 /// 503s), and so is any error body a handler chose the type of (readiness's
 /// verbose text): each carries its own documented schema.
-pub(crate) fn into_problem<B: MessageBody>(
-    res: ServiceResponse<EitherBody<B>>,
-) -> ServiceResponse<EitherBody<B>> {
+pub(crate) fn into_problem(res: ServiceResponse) -> ServiceResponse {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return res;
@@ -46,7 +44,7 @@ pub(crate) fn into_problem<B: MessageBody>(
             problem.headers_mut().append(name.clone(), value.clone());
         }
     }
-    ServiceResponse::new(req, problem).map_into_right_body()
+    ServiceResponse::new(req, problem)
 }
 
 /// `application/json`, `application/problem+json`, and the like.
@@ -66,10 +64,7 @@ pub(crate) fn header_bytes(req: &ServiceRequest) -> usize {
 /// Adds `"request_id":"<id>"` to a problem body, as its last member; any
 /// other response passes through untouched. Problems answer errors only, so
 /// a successful request costs nothing but a status comparison.
-pub(crate) fn quote_request_id<B: MessageBody + 'static>(
-    res: ServiceResponse<EitherBody<B>>,
-    id: &RequestId,
-) -> ServiceResponse<EitherBody<B>> {
+pub(crate) fn quote_request_id(res: ServiceResponse, id: &RequestId) -> ServiceResponse {
     let status = res.status();
     let is_problem = (status.is_client_error() || status.is_server_error())
         && res
@@ -98,7 +93,7 @@ pub(crate) fn quote_request_id<B: MessageBody + 'static>(
         }
         _ => bytes,
     };
-    ServiceResponse::new(req, head.set_body(EitherBody::right(BoxBody::new(quoted))))
+    ServiceResponse::new(req, head.set_body(BoxBody::new(quoted)))
 }
 
 /// The 431 answer to a request whose headers total `size` bytes, over `max`.

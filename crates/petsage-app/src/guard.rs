@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use actix_web::Error;
-use actix_web::body::{EitherBody, MessageBody};
+use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::http::ConnectionType;
 use actix_web::http::header::{self, HeaderValue};
@@ -53,7 +53,7 @@ where
     S::Future: Unpin,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<BoxBody>;
     type Error = Error;
     type Transform = GuardService<S>;
     type InitError = ();
@@ -79,7 +79,7 @@ where
     S::Future: Unpin,
     B: MessageBody + 'static,
 {
-    type Response = ServiceResponse<EitherBody<B>>;
+    type Response = ServiceResponse<BoxBody>;
     type Error = Error;
     type Future = GuardFuture<S::Future>;
 
@@ -143,15 +143,15 @@ where
     F: Future<Output = Result<ServiceResponse<B>, Error>> + Unpin,
     B: MessageBody + 'static,
 {
-    type Output = Result<ServiceResponse<EitherBody<B>>, Error>;
+    type Output = Result<ServiceResponse<BoxBody>, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         const DONE: &str = "GuardFuture polled after it completed";
         let this = self.get_mut();
         let answered = match &mut this.stage {
             Stage::Called(call) => ready!(Pin::new(call).poll(cx))
-                .map(|res| res.map(ServiceResponse::map_into_left_body)),
-            Stage::Answered(res) => Ok(Ok(res.take().expect(DONE).map_into_right_body())),
+                .map(|res| res.map(ServiceResponse::map_into_boxed_body)),
+            Stage::Answered(res) => Ok(Ok(res.take().expect(DONE))),
         };
         let after = this.after.take().expect(DONE);
         let err = match answered {
@@ -166,10 +166,7 @@ where
 
 impl After {
     /// Problem bodies, the guard's headers, the metrics and the access line.
-    fn finish<B: MessageBody + 'static>(
-        self,
-        res: ServiceResponse<EitherBody<B>>,
-    ) -> ServiceResponse<EitherBody<B>> {
+    fn finish(self, res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
         let mut res = errors::quote_request_id(errors::into_problem(res), &self.id);
         let headers = res.headers_mut();
         // `nosniff` is the header's one value: set it whatever a handler did.
