@@ -24,8 +24,8 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::Data;
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
-use petsage_core::HealthMonitor;
 use petsage_core::request_id::{self, RequestId};
+use petsage_core::{HealthMonitor, RouteTemplate};
 
 use crate::access::AccessLine;
 use crate::errors;
@@ -180,12 +180,17 @@ impl After {
         if let Some(counted) = self.counted {
             counted.finish(&res);
         }
-        // The route template, looked up only for lines that are written.
-        let route = self
-            .access
-            .as_ref()
-            .and_then(|_| res.request().match_pattern());
-        log_access(self.access, res.status(), route.as_deref());
+        // The route template, looked up only for lines that are written:
+        // a feature route carries its own; actix's `match_pattern` walks the
+        // routes again (a regex match per dynamic route), so it is only the
+        // fallback for the app's own routes (docs, metrics).
+        if let Some(access) = self.access {
+            let req = res.request();
+            match req.app_data::<RouteTemplate>() {
+                Some(RouteTemplate(template)) => access.finish(res.status(), Some(template)),
+                None => access.finish(res.status(), req.match_pattern().as_deref()),
+            }
+        }
         res
     }
 }
