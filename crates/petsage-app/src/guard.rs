@@ -159,7 +159,9 @@ where
             Ok(Err(err)) => err,
             Err(_panic) => errors::handler_panicked(&after.id),
         };
-        log_access(after.access, err.as_response_error().status_code(), None);
+        if let Some(access) = after.access {
+            access.finish(err.as_response_error().status_code(), None);
+        }
         Poll::Ready(Err(err))
     }
 }
@@ -192,12 +194,6 @@ impl After {
             }
         }
         res
-    }
-}
-
-fn log_access(line: Option<AccessLine>, status: actix_web::http::StatusCode, route: Option<&str>) {
-    if let Some(line) = line {
-        line.finish(status, route);
     }
 }
 
