@@ -33,8 +33,9 @@ const DIGITS: [u8; 32] = [
     30, 31, 32, 33, 34, 35,
 ];
 
-/// Where the 12-bit counter's three hex digits go (after the version's `7`).
-const COUNTER_DIGITS: [usize; 3] = [15, 16, 17];
+/// Where the 12-bit counter's three hex digits go: the 14th to 16th of
+/// [`DIGITS`], after the version's `7`.
+const COUNTER_DIGITS: [u8; 3] = [DIGITS[13], DIGITS[14], DIGITS[15]];
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
@@ -71,7 +72,7 @@ impl Generator {
         if millis == self.millis && self.counter < 0x0fff {
             self.counter += 1;
             for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
-                self.text[at] = HEX[usize::from((self.counter >> (8 - 4 * i)) & 0xf)];
+                self.text[usize::from(at)] = HEX[usize::from((self.counter >> (8 - 4 * i)) & 0xf)];
             }
         } else {
             self.millis = millis;
@@ -140,11 +141,6 @@ impl RequestId {
     pub fn as_str(&self) -> &str {
         // Only safe ASCII is ever stored.
         self.0.to_str().unwrap_or("-")
-    }
-
-    /// The ID as the header value it is sent back in.
-    pub fn header_value(&self) -> &HeaderValue {
-        &self.0
     }
 
     /// The header value it is sent back in, without a copy.
