@@ -30,6 +30,7 @@ pub(crate) fn parse_log_format(value: &str) -> Result<LogFormat, String> {
 pub(crate) fn init(format: LogFormat) {
     let mut builder =
         env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let terminal = std::io::stderr().is_terminal();
     match format {
         LogFormat::Json => {
             builder.format(|buf, record| {
@@ -38,7 +39,7 @@ pub(crate) fn init(format: LogFormat) {
             });
         }
         // On a terminal, env_logger's own format, with coloured levels.
-        LogFormat::Text if std::io::stderr().is_terminal() => {}
+        LogFormat::Text if terminal => {}
         // Into a file or pipe, the same line without colours, written
         // directly: env_logger's styled format, then its pass stripping the
         // styles out again, cost an access line about 5,000 instructions
@@ -56,7 +57,7 @@ pub(crate) fn init(format: LogFormat) {
             });
         }
     }
-    if !std::io::stderr().is_terminal() {
+    if !terminal {
         // Our lines carry no styles to strip (JSON escapes control characters).
         builder.write_style(env_logger::WriteStyle::Always);
     }
