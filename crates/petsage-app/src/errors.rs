@@ -2,7 +2,7 @@
 //! layer produced it (routing, an extractor, a handler).
 
 use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::http::header;
 use actix_web::web::Bytes;
@@ -53,70 +53,49 @@ fn is_json_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-/// The total size of a request's header names and values, in bytes.
-pub(crate) fn header_bytes(req: &ServiceRequest) -> usize {
-    req.headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum()
-}
-
-/// Adds `"request_id":"<id>"` to a problem body, as its last member; any
-/// other response passes through untouched. Problems answer errors only, so
-/// a successful request costs nothing but a status comparison.
-pub(crate) fn quote_request_id(res: ServiceResponse, id: &RequestId) -> ServiceResponse {
+/// Adds the request's ID as the `request_id` member of a problem body that
+/// has none; any other response passes through untouched. Problems answer
+/// errors only, so a successful request costs nothing but a status check.
+pub(crate) fn quote_request_id(res: ServiceResponse, id: Option<&RequestId>) -> ServiceResponse {
     let status = res.status();
     let is_problem = (status.is_client_error() || status.is_server_error())
         && res
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
-    if !is_problem {
+    let Some(id) = id.filter(|_| is_problem) else {
         return res;
-    }
+    };
     let (req, response) = res.into_parts();
     let (head, body) = response.into_parts();
     let bytes = match body.try_into_bytes() {
         Ok(bytes) => bytes,
         Err(body) => return ServiceResponse::new(req, head.set_body(body)),
     };
-    // Problems are serialized objects: the ID (safe characters only, no
-    // escaping needed) goes in before the closing brace.
-    let quoted = match bytes.strip_suffix(b"}") {
-        Some(open) if !bytes.windows(12).any(|w| w == b"\"request_id\"") => {
-            let mut body = Vec::with_capacity(bytes.len() + 20 + id.as_str().len());
-            body.extend_from_slice(open);
-            body.extend_from_slice(b",\"request_id\":\"");
-            body.extend_from_slice(id.as_str().as_bytes());
-            body.extend_from_slice(b"\"}");
-            Bytes::from(body)
+    let body = match serde_json::from_slice::<Problem>(&bytes) {
+        Ok(mut problem) if problem.request_id.is_none() => {
+            problem.request_id = Some(id.as_str().into());
+            serde_json::to_vec(&problem).map_or(bytes, Bytes::from)
         }
         _ => bytes,
     };
-    ServiceResponse::new(req, head.set_body(BoxBody::new(quoted)))
-}
-
-/// The 431 answer to a request whose headers total `size` bytes, over `max`.
-pub(crate) fn headers_too_large(req: ServiceRequest, size: usize, max: usize) -> ServiceResponse {
-    let problem = Problem::new(
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-        format!("request headers total {size} bytes; the limit is {max}"),
-    );
-    let (http_req, _) = req.into_parts();
-    ServiceResponse::new(http_req, problem.to_response())
+    ServiceResponse::new(req, head.set_body(BoxBody::new(body)))
 }
 
 /// The answer to a request whose handler panicked: a 500 problem, returned as
 /// an error because the request is gone (actix routing needs the only handle
 /// on it). The panic hook has already logged where it happened.
-pub(crate) fn handler_panicked(id: &RequestId) -> actix_web::Error {
-    error!("a handler panicked; answered 500 (request {id})");
+pub(crate) fn handler_panicked(id: Option<&RequestId>) -> actix_web::Error {
+    error!(
+        "a handler panicked; answered 500 (request {})",
+        id.map_or("-", RequestId::as_str)
+    );
     let mut problem = Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the server could not complete this request",
     );
     // Rendered by actix after this layer, where no request is current.
-    problem.request_id = Some(id.as_str().into());
+    problem.request_id = id.map(|id| id.as_str().into());
     problem.into()
 }
 

@@ -5,13 +5,13 @@
 //! in [`features`]; the command line, the served routes, the OpenAPI document,
 //! the health checks and the start and stop steps are all built from that list.
 
-mod access;
+mod app;
 mod assets;
 pub mod cli;
 mod docs;
 mod drain;
 mod errors;
-mod guard;
+mod layers;
 mod logging;
 mod metrics;
 mod server;

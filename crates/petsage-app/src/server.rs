@@ -2,21 +2,20 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::num::NonZeroUsize;
-use std::rc::Rc;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::web::Data;
 use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
 use log::info;
 use petsage_core::settings::{parse_bool, parse_count, parse_duration};
-use petsage_core::{BuiltFeature, HealthMonitor, MonitorSettings, Phase};
+use petsage_core::{BuiltFeature, HealthMonitor, Lifecycle, MonitorSettings, Phase};
 
-use crate::guard::Guard;
+use crate::app::AppParts;
 use crate::metrics::{self, Metrics};
-use crate::{API_PREFIX, Built, docs, drain, errors, routes_of};
+use crate::{Built, docs, drain, errors};
 
 /// How the server runs: each setting is a flag with an environment fallback.
 #[derive(Debug, Clone, Args)]
@@ -168,124 +167,39 @@ pub enum Stop {
 pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Result<(), Stop> {
     let addr = listener.local_addr().map_err(Stop::Server)?;
     let signals = drain::Signals::install().map_err(Stop::Server)?;
-    let workers = settings.worker_count();
     let Built {
         features,
         mut lifecycle,
     } = built;
-    let features: Arc<[Arc<dyn BuiltFeature>]> = features.into();
-    let docs = settings
-        .docs
-        .then(|| Arc::new(docs::Docs::new(docs::openapi_json(&features))));
-    // Machine polls stay out of the access log: the quiet routes and scrapes.
-    let quiet_paths: Arc<[String]> = routes_of(&features)
-        .into_iter()
-        .filter(|(_, info)| info.quiet)
-        .map(|(path, _)| path)
-        .chain(std::iter::once(metrics::PATH.to_owned()))
-        .collect();
-    let checks = std::mem::take(&mut lifecycle.checks)
-        .into_iter()
-        .chain(features.iter().flat_map(|f| f.health_checks()))
-        .collect();
-    let monitor = Data::new(HealthMonitor::new(
-        checks,
-        MonitorSettings {
-            check_timeout: settings.health_check_timeout,
-            interval: settings.health_interval,
-            failure_threshold: settings.health_failure_threshold,
-            success_threshold: settings.health_success_threshold,
-        },
-    ));
-
-    let collectors = std::mem::take(&mut lifecycle.collectors);
-    let metrics = settings
-        .metrics
-        .then(|| Data::new(Metrics::new(monitor.clone().into_inner(), collectors)));
-    // On the main port unless it has a listener of its own.
-    let main_port_metrics = metrics.clone().filter(|_| settings.metrics_bind.is_none());
-    let metrics_server = match (&metrics, settings.metrics_bind) {
+    let parts = app_parts(settings, features.into(), &mut lifecycle);
+    let monitor = parts.monitor.clone().into_inner();
+    let metrics_server = match (&parts.metrics, settings.metrics_bind) {
         (Some(metrics), Some(bind)) => Some(metrics_server(metrics.clone(), bind)?),
         _ => None,
     };
-    let app_monitor = monitor.clone();
-    let max_body = settings.max_body_bytes;
-    let max_header_bytes = settings.max_header_bytes;
-    let server = HttpServer::new(move || {
-        // Mounted under the prefix one by one rather than in a `web::scope`:
-        // a scope costs every request a second router pass (callgrind: about
-        // 1,000 instructions of a health poll's 20,000).
-        let api: Vec<_> = features
-            .iter()
-            .flat_map(|feature| feature.routes().into_services_under(API_PREFIX))
-            .collect();
-        let docs = docs.clone();
-        let main_port_metrics = main_port_metrics.clone();
-        App::new()
-            .app_data(app_monitor.clone())
-            .app_data(web::PayloadConfig::new(max_body))
-            .app_data(web::JsonConfig::default().limit(max_body))
-            .wrap(Guard {
-                quiet_paths: Arc::clone(&quiet_paths),
-                monitor: app_monitor.clone(),
-                metrics: metrics.as_ref().map(|m| Rc::new(m.http())),
-                max_header_bytes,
-            })
-            .service(api)
-            .configure(|cfg| {
-                if let Some(docs) = docs {
-                    docs::configure(cfg, docs);
-                }
-                if let Some(metrics) = main_port_metrics {
-                    metrics::configure(cfg, metrics);
-                }
-            })
-            .default_service(web::to(errors::not_found))
-    })
-    .workers(workers)
-    .keep_alive(settings.keep_alive)
-    .client_request_timeout(settings.client_request_timeout)
-    .max_connections(settings.max_connections.get())
-    .disable_signals()
-    .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
-    .listen(listener)
-    .map_err(Stop::Server)?
-    .run();
-
+    let server = http_server(settings, parts, listener)?;
     actix_web::rt::spawn(drain::on_signal(
         signals,
         server.handle(),
-        monitor.clone().into_inner(),
+        Arc::clone(&monitor),
         settings.shutdown_delay,
         settings.shutdown_timeout,
     ));
     info!(
-        "listening on http://{addr} (version {}, {workers} workers, docs {}, {} health checks)",
+        "listening on http://{addr} (version {}, {} workers, docs {}, {} health checks)",
         env!("CARGO_PKG_VERSION"),
+        settings.worker_count(),
         if settings.docs { "on" } else { "off" },
         monitor.check_count(),
     );
 
-    // Readiness says `starting` until every start step and the first run of
-    // every check are done; a failed step is kept, then the server stops at once.
     let failure: Arc<Mutex<Option<String>>> = Arc::default();
-    let start_failure = Arc::clone(&failure);
-    let handle = server.handle();
-    let start_monitor = monitor.clone().into_inner();
-    let start = lifecycle.start();
-    let started = actix_web::rt::spawn(async move {
-        match start.await {
-            Ok(()) => {
-                Arc::clone(&start_monitor).start().await;
-                start_monitor.set_phase(Phase::Serving);
-                info!("ready: every start step and the first health-check run are done");
-            }
-            Err(err) => {
-                *start_failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
-                handle.stop(false).await;
-            }
-        }
-    });
+    let started = actix_web::rt::spawn(start(
+        lifecycle.start(),
+        Arc::clone(&monitor),
+        server.handle(),
+        Arc::clone(&failure),
+    ));
     let served = server.await;
     started.abort();
     monitor.stop();
@@ -301,4 +215,83 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         return Err(Stop::Start(err));
     }
     served.map_err(Stop::Server)
+}
+
+/// What every worker's app is made from: the features, the docs, the health
+/// monitor with every check, and the metrics registry.
+fn app_parts(
+    settings: &Settings,
+    features: Arc<[Arc<dyn BuiltFeature>]>,
+    lifecycle: &mut Lifecycle,
+) -> AppParts {
+    let checks = lifecycle
+        .take_checks()
+        .into_iter()
+        .chain(features.iter().flat_map(|f| f.health_checks()))
+        .collect();
+    let monitor = Data::new(HealthMonitor::new(
+        checks,
+        MonitorSettings {
+            check_timeout: settings.health_check_timeout,
+            interval: settings.health_interval,
+            failure_threshold: settings.health_failure_threshold,
+            success_threshold: settings.health_success_threshold,
+        },
+    ));
+    let collectors = lifecycle.take_collectors();
+    let metrics = settings
+        .metrics
+        .then(|| Data::new(Metrics::new(monitor.clone().into_inner(), collectors)));
+    AppParts {
+        docs: settings
+            .docs
+            .then(|| Arc::new(docs::Docs::new(docs::openapi_json(&features)))),
+        quiet_paths: AppParts::quiet_paths(&features),
+        features,
+        monitor,
+        metrics,
+        metrics_route: settings.metrics_bind.is_none(),
+        max_body_bytes: settings.max_body_bytes,
+        max_header_bytes: settings.max_header_bytes,
+    }
+}
+
+/// The HTTP server for `parts` on `listener`, with the connection settings, running.
+fn http_server(
+    settings: &Settings,
+    parts: AppParts,
+    listener: TcpListener,
+) -> Result<Server, Stop> {
+    Ok(HttpServer::new(move || parts.app())
+        .workers(settings.worker_count())
+        .keep_alive(settings.keep_alive)
+        .client_request_timeout(settings.client_request_timeout)
+        .max_connections(settings.max_connections.get())
+        .disable_signals()
+        .shutdown_timeout(settings.shutdown_timeout.as_secs_f64().ceil() as u64)
+        .listen(listener)
+        .map_err(Stop::Server)?
+        .run())
+}
+
+/// The start steps, then the first run of every check, then `serving`.
+/// Readiness says `starting` until then; a failed step is kept in `failure`,
+/// and the server stops at once.
+async fn start(
+    steps: impl Future<Output = Result<(), String>>,
+    monitor: Arc<HealthMonitor>,
+    server: ServerHandle,
+    failure: Arc<Mutex<Option<String>>>,
+) {
+    match steps.await {
+        Ok(()) => {
+            Arc::clone(&monitor).start().await;
+            monitor.set_phase(Phase::Serving);
+            info!("ready: every start step and the first health-check run are done");
+        }
+        Err(err) => {
+            *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);
+            server.stop(false).await;
+        }
+    }
 }

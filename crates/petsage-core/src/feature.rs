@@ -320,14 +320,24 @@ impl Context {
 /// The health checks and the start and stop steps collected while building features.
 pub struct Lifecycle {
     /// Checks added through the context (a shared resource's, such as `database`).
-    pub checks: Vec<HealthCheck>,
+    checks: Vec<HealthCheck>,
     /// Metrics added through the context, for the app's registry.
-    pub collectors: Vec<Box<dyn Collector>>,
+    collectors: Vec<Box<dyn Collector>>,
     starts: Vec<Step>,
     stops: Vec<Step>,
 }
 
 impl Lifecycle {
+    /// Hands over the checks added through the context (a shared resource's, such as `database`), for the app's monitor.
+    pub fn take_checks(&mut self) -> Vec<HealthCheck> {
+        std::mem::take(&mut self.checks)
+    }
+
+    /// Hands over the metrics added through the context, for the app's registry.
+    pub fn take_collectors(&mut self) -> Vec<Box<dyn Collector>> {
+        std::mem::take(&mut self.collectors)
+    }
+
     /// Runs every start step in order; the first failure is `Err("<label>: <why>")`.
     pub fn start(&mut self) -> impl Future<Output = Result<(), String>> + use<> {
         let steps = std::mem::take(&mut self.starts);

@@ -95,7 +95,7 @@ impl Problem {
     }
 
     /// The problem as a response with the `application/problem+json` type.
-    /// (The app's guard layer adds the request's `request_id` on the way out.)
+    /// (The app's problems layer adds the request's `request_id` on the way out.)
     pub fn to_response(&self) -> HttpResponse {
         let body = serde_json::to_vec(self).unwrap_or_default();
         let mut builder = HttpResponse::build(self.status_code());
