@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
+use actix_web::middleware::DefaultHeaders;
 use actix_web::rt::time::sleep;
 use actix_web::web::{Data, Json, Path};
 use actix_web::{HttpResponse, http::StatusCode};
@@ -20,6 +21,9 @@ use petsage_core::{Context, Feature, HealthCheck, Problem, Routes, route};
 use petsage_db::Database;
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
+
+/// The header the faults feature's own middleware adds to its routes' answers.
+pub const FEATURE_HEADER: &str = "x-test-feature";
 
 /// How a controllable check behaves on its next runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -221,7 +225,10 @@ impl Feature for Faults {
     }
 
     fn routes(&self) -> Routes {
+        // A middleware of this feature's own, around its routes only: the
+        // black-box tests check that no other route carries its header.
         Routes::new()
+            .wrap(DefaultHeaders::new().add((FEATURE_HEADER, "test-faults")))
             .route(route!(set_check))
             .route(route!(check_runs))
             .route(route!(slow))

@@ -403,3 +403,28 @@ fn with_example_params(template: &str) -> String {
         .collect::<Vec<_>>()
         .join("/")
 }
+
+#[test]
+fn a_feature_middleware_wraps_that_features_routes_only() {
+    let server = start();
+    let own = server.get("/api/v1/test/checks/nope/runs");
+    assert_eq!(
+        own.header(petsage_tests::faults::FEATURE_HEADER),
+        Some("test-faults"),
+        "{}",
+        own.body
+    );
+    for path in [
+        "/api/v1/health",
+        "/api/v1/notes",
+        "/api-docs/openapi.json",
+        "/api/v1/nope",
+    ] {
+        let reply = server.get(path);
+        assert_eq!(
+            reply.header(petsage_tests::faults::FEATURE_HEADER),
+            None,
+            "{path}"
+        );
+    }
+}

@@ -26,7 +26,7 @@ pub use json::{JsonBody, Validate, parse as parse_json};
 pub use openapi::document_head;
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
 pub use request_id::RequestId;
-pub use routes::{Route, RouteInfo, RouteTemplate, Routes};
+pub use routes::{Requirement, Route, RouteInfo, RouteTemplate, Routes};
 
 #[doc(hidden)]
 pub mod __private {

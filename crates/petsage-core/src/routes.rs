@@ -3,13 +3,22 @@
 //! the documented ones come from the same attribute, so they cannot differ.
 //! Every GET also answers HEAD, and any method a path does not serve gets a
 //! JSON 405 with `Allow`.
+//!
+//! A feature extends its own routes, and no one else's: [`Routes::wrap`] puts
+//! a middleware of its choosing around each of them, and [`Route::require`]
+//! attaches a [`Requirement`] that a platform crate both enforces and writes
+//! into the route's OpenAPI operation, from the one value.
 
+use std::rc::Rc;
 use std::sync::Arc;
 
-use actix_web::dev::HttpServiceFactory;
+use actix_service::boxed::BoxService;
+use actix_web::Route as ActixRoute;
+use actix_web::body::MessageBody;
+use actix_web::dev::{HttpServiceFactory, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::{Method, StatusCode, header};
 use actix_web::web::Data;
-use actix_web::{FromRequest, Handler, HttpRequest, Resource, Responder, guard, web};
+use actix_web::{Error, FromRequest, Handler, HttpRequest, Resource, Responder, guard, web};
 use utoipa::openapi::path::{HttpMethod, Operation, Paths};
 use utoipa::openapi::schema::Schema;
 use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
@@ -39,23 +48,35 @@ macro_rules! route {
     };
 }
 
-type Mount = Box<dyn FnOnce(Resource) -> Resource>;
+type Mount = Box<dyn FnOnce() -> ActixRoute>;
 type Attach = Box<dyn Fn(Resource) -> Resource>;
+type Wrap = Rc<dyn Fn(ActixRoute) -> ActixRoute>;
 
-/// Serves `handler` for `methods` on the resource it is given: one actix
-/// route whose guard compares the method. actix's own method guards also
-/// record every method they see in the request's extensions, for a 405 we
-/// make ourselves: that cost a health poll about 650 instructions (callgrind).
+/// Serves `handler` for `methods`: one actix route whose guard compares the
+/// method. actix's own method guards also record every method they see in
+/// the request's extensions, for a 405 we make ourselves, at a cost to every
+/// request.
 fn mount<F, Args>(methods: Vec<Method>, handler: F) -> Mount
 where
     F: Handler<Args>,
     Args: FromRequest + 'static,
     F::Output: Responder + 'static,
 {
-    Box::new(move |resource| {
+    Box::new(move || {
         let serves = guard::fn_guard(move |ctx| methods.contains(&ctx.head().method));
-        resource.route(web::route().guard(serves).to(handler))
+        web::route().guard(serves).to(handler)
     })
+}
+
+/// What a route needs of a request before its handler runs (for example
+/// scopes), defined by a platform crate. The one value is both enforced and
+/// documented, so the two cannot differ.
+pub trait Requirement: 'static {
+    /// Writes the requirement into the route's OpenAPI operation (for example its `security`).
+    fn document(&self, operation: &mut Operation);
+
+    /// Puts the middleware that enforces the requirement around the route (see [`ActixRoute::wrap`]).
+    fn enforce(&self, route: ActixRoute) -> ActixRoute;
 }
 
 /// `items` grouped by path, paths in order of first appearance.
@@ -82,6 +103,7 @@ pub struct Route {
     schemas: Vec<(String, RefOr<Schema>)>,
     quiet: bool,
     mount: Mount,
+    requirements: Vec<Box<dyn Requirement>>,
 }
 
 impl Route {
@@ -120,6 +142,7 @@ impl Route {
             operation: Some(operation),
             schemas,
             quiet: false,
+            requirements: Vec::new(),
         }
     }
 
@@ -140,6 +163,7 @@ impl Route {
             operation: None,
             schemas: Vec::new(),
             quiet: false,
+            requirements: Vec::new(),
         }
     }
 
@@ -147,6 +171,27 @@ impl Route {
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
         self
+    }
+
+    /// Requires `requirement` of every request to this route: enforced by
+    /// its middleware, and written into the route's OpenAPI operation.
+    pub fn require(mut self, requirement: impl Requirement) -> Self {
+        if let Some(operation) = &mut self.operation {
+            requirement.document(operation);
+        }
+        self.requirements.push(Box::new(requirement));
+        self
+    }
+
+    /// The actix route: the handler inside its requirements' middleware, then `wraps`.
+    fn into_actix(self, wraps: &[Wrap]) -> ActixRoute {
+        let route = self
+            .requirements
+            .iter()
+            .fold((self.mount)(), |route, requirement| {
+                requirement.enforce(route)
+            });
+        wraps.iter().fold(route, |route, wrap| wrap(route))
     }
 }
 
@@ -161,11 +206,12 @@ pub struct RouteInfo {
     pub quiet: bool,
 }
 
-/// A feature's routes and the state its handlers read.
+/// A feature's routes, the state its handlers read, and the middleware around them.
 #[derive(Default)]
 pub struct Routes {
     routes: Vec<Route>,
     data: Vec<Attach>,
+    wraps: Vec<Wrap>,
 }
 
 impl Routes {
@@ -184,6 +230,27 @@ impl Routes {
     pub fn data<T: 'static>(mut self, data: Data<T>) -> Self {
         self.data.push(Box::new(move |resource: Resource| {
             resource.app_data(data.clone())
+        }));
+        self
+    }
+
+    /// Puts `middleware` around each of these routes, and no others (a
+    /// path's 405 answer included only where a route answers it). Called
+    /// again, the new middleware goes around the earlier ones.
+    pub fn wrap<M, B>(mut self, middleware: M) -> Self
+    where
+        M: Transform<
+                BoxService<ServiceRequest, ServiceResponse, Error>,
+                ServiceRequest,
+                Response = ServiceResponse<B>,
+                Error = Error,
+                InitError = (),
+            > + Clone
+            + 'static,
+        B: MessageBody + 'static,
+    {
+        self.wraps.push(Rc::new(move |route: ActixRoute| {
+            route.wrap(middleware.clone())
         }));
         self
     }
@@ -228,7 +295,11 @@ impl Routes {
     /// [`Routes::into_services`] with each path under `prefix` (`/api/v1`):
     /// mounted on the app directly, a resource costs no scope lookup per request.
     pub fn into_services_under(self, prefix: &str) -> Vec<impl HttpServiceFactory + use<>> {
-        let Self { routes, data } = self;
+        let Self {
+            routes,
+            data,
+            wraps,
+        } = self;
         by_path(routes, |route| &route.path)
             .into_iter()
             .map(|(path, group)| {
@@ -244,9 +315,9 @@ impl Routes {
                         attach(resource)
                     })
                     .app_data(RouteTemplate(Arc::from(template)));
-                let resource = group
-                    .into_iter()
-                    .fold(resource, |resource, route| (route.mount)(resource));
+                let resource = group.into_iter().fold(resource, |resource, route| {
+                    resource.route(route.into_actix(&wraps))
+                });
                 resource.default_service(web::to(move |req: HttpRequest| {
                     let allow = allow.clone();
                     async move { method_not_allowed(&req, allow) }
@@ -418,5 +489,111 @@ mod tests {
             let heads = route.methods.iter().filter(|m| **m == Method::HEAD).count();
             assert_eq!(gets, heads, "{}: every GET also serves HEAD", route.path);
         }
+    }
+
+    /// Another feature's route, beside the one under test.
+    #[utoipa::path(get, path = "/other", operation_id = "t_other",
+        responses((status = 200, description = "other")))]
+    async fn other() -> HttpResponse {
+        HttpResponse::Ok().finish()
+    }
+
+    /// A requirement for the tests: the request must carry `x-key: open`.
+    struct NeedsKey;
+
+    impl Requirement for NeedsKey {
+        fn document(&self, operation: &mut Operation) {
+            operation.security.get_or_insert_with(Vec::new).push(
+                utoipa::openapi::security::SecurityRequirement::new::<&str, [&str; 0], &str>(
+                    "key",
+                    [],
+                ),
+            );
+        }
+
+        fn enforce(&self, route: ActixRoute) -> ActixRoute {
+            route.wrap(actix_web::middleware::from_fn(
+                |req: ServiceRequest,
+                 next: actix_web::middleware::Next<actix_web::body::BoxBody>| async move {
+                    if req.headers().get("x-key").is_some_and(|v| v == "open") {
+                        next.call(req).await
+                    } else {
+                        let problem = Problem::new(StatusCode::UNAUTHORIZED, "no key");
+                        Ok(req.into_response(problem.to_response()))
+                    }
+                },
+            ))
+        }
+    }
+
+    #[actix_web::test]
+    async fn a_feature_wraps_its_own_routes_and_no_others() {
+        let wrapped = routes()
+            .wrap(actix_web::middleware::DefaultHeaders::new().add(("x-feature", "greeter")));
+        let others = Routes::new().route(crate::route!(other));
+        let app = wrapped
+            .into_services()
+            .into_iter()
+            .fold(App::new(), |app, service| app.service(service));
+        let app = others
+            .into_services()
+            .into_iter()
+            .fold(app, |app, service| app.service(service));
+        let app = atest::init_service(app).await;
+
+        for req in [atest::TestRequest::get(), atest::TestRequest::post()] {
+            let res = atest::call_service(&app, req.uri("/x").to_request()).await;
+            assert!(res.status().is_success());
+            assert_eq!(
+                res.headers().get("x-feature").map(|v| v.as_bytes()),
+                Some(&b"greeter"[..])
+            );
+        }
+        let res =
+            atest::call_service(&app, atest::TestRequest::get().uri("/other").to_request()).await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.headers().get("x-feature").is_none(),
+            "another feature's route is not wrapped"
+        );
+    }
+
+    #[actix_web::test]
+    async fn a_requirement_is_enforced_and_documented_from_one_value() {
+        let routes = Routes::new()
+            .data(Data::new(Greeting("hello")))
+            .route(crate::route!(hello).require(NeedsKey))
+            .route(crate::route!(accept));
+        let doc = serde_json::to_value(routes.openapi()).expect("serializes");
+        assert_eq!(
+            doc["paths"]["/x"]["get"]["security"],
+            serde_json::json!([{"key": []}])
+        );
+        assert!(doc["paths"]["/x"]["post"].get("security").is_none());
+
+        let app = routes
+            .into_services()
+            .into_iter()
+            .fold(App::new(), |app, service| app.service(service));
+        let app = atest::init_service(app).await;
+        let res = atest::call_service(&app, atest::TestRequest::get().uri("/x").to_request()).await;
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let res = atest::call_service(
+            &app,
+            atest::TestRequest::get()
+                .uri("/x")
+                .insert_header(("x-key", "open"))
+                .to_request(),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(atest::read_body(res).await, "hello");
+        let res =
+            atest::call_service(&app, atest::TestRequest::post().uri("/x").to_request()).await;
+        assert_eq!(
+            res.status(),
+            StatusCode::ACCEPTED,
+            "the POST route requires nothing"
+        );
     }
 }
