@@ -10,7 +10,6 @@
 mod feature;
 mod health;
 mod json;
-mod openapi;
 mod problem;
 pub mod request_id;
 mod routes;
@@ -23,7 +22,6 @@ pub use health::{
     Snapshot, Verdict,
 };
 pub use json::{JsonBody, Validate, parse as parse_json};
-pub use openapi::document_head;
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};
 pub use request_id::RequestId;
 pub use routes::{Requirement, Route, RouteInfo, RouteTemplate, Routes};

@@ -460,8 +460,8 @@ mod tests {
         assert_eq!(item["post"]["operationId"], "t_accept");
 
         // Both directions, method by method: every served method is
-        // documented (HEAD, which every GET also serves, is documented by
-        // the app beside its GET) and every documented one is served.
+        // documented (but HEAD, which every GET also serves) and every
+        // documented one is served.
         let served: BTreeSet<(String, String)> = info
             .iter()
             .flat_map(|route| {
