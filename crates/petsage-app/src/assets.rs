@@ -8,9 +8,11 @@ use std::io::Write as _;
 use std::sync::{Arc, OnceLock};
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::header::{
+    self, AcceptEncoding, Encoding, HeaderValue, IfNoneMatch, Preference, Quality,
+};
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 /// Bodies below this size go out as they are: compressing them gains nothing.
 const MIN_COMPRESSED: usize = 1024;
@@ -105,7 +107,7 @@ impl Asset {
     /// our validator, else the best encoding the client accepts.
     pub(crate) async fn respond(self: Arc<Self>, req: &HttpRequest) -> HttpResponse {
         let mut coding = if self.compressible() {
-            accepted(req.headers().get(header::ACCEPT_ENCODING))
+            accepted(req.get_header::<AcceptEncoding>().as_ref())
         } else {
             Coding::Identity
         };
@@ -130,10 +132,8 @@ impl Asset {
             }
         };
         let not_modified = req
-            .headers()
-            .get(header::IF_NONE_MATCH)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| self.matches(v));
+            .get_header::<IfNoneMatch>()
+            .is_some_and(|tags| self.matches(&tags));
         let mut res = if not_modified {
             HttpResponse::new(StatusCode::NOT_MODIFIED)
         } else {
@@ -154,49 +154,45 @@ impl Asset {
         res
     }
 
-    /// Whether an `If-None-Match` value names any representation of this asset
+    /// Whether an `If-None-Match` names any representation of this asset
     /// (weak comparison, as RFC 9110 asks for this header).
-    fn matches(&self, if_none_match: &str) -> bool {
-        if_none_match.split(',').map(str::trim).any(|tag| {
-            if tag == "*" {
-                return true;
-            }
-            let tag = tag.strip_prefix("W/").unwrap_or(tag).trim_matches('"');
-            let base = tag
-                .strip_suffix("-br")
-                .or_else(|| tag.strip_suffix("-gzip"))
-                .unwrap_or(tag);
-            base == self.tag
-        })
+    fn matches(&self, if_none_match: &IfNoneMatch) -> bool {
+        match if_none_match {
+            IfNoneMatch::Any => true,
+            IfNoneMatch::Items(tags) => tags.iter().any(|tag| {
+                let tag = tag.tag();
+                let base = tag
+                    .strip_suffix("-br")
+                    .or_else(|| tag.strip_suffix("-gzip"))
+                    .unwrap_or(tag);
+                base == self.tag
+            }),
+        }
     }
 }
 
-/// The best coding an `Accept-Encoding` value allows: brotli, then gzip.
-fn accepted(value: Option<&HeaderValue>) -> Coding {
-    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+/// The best coding an `Accept-Encoding` allows: brotli, then gzip, each at
+/// its own weight or else the weight of `*`. Brotli wins a tie, whatever the
+/// order the client listed them in (browsers list gzip first).
+fn accepted(accept: Option<&AcceptEncoding>) -> Coding {
+    let Some(accept) = accept else {
         return Coding::Identity;
     };
-    let mut brotli = None;
-    let mut gzip = None;
-    let mut any = None;
-    for item in value.split(',') {
-        let mut parts = item.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or_default().to_ascii_lowercase();
-        let weight = parts
-            .find_map(|p| p.strip_prefix("q=").or_else(|| p.strip_prefix("Q=")))
-            .map_or(1.0, |q| q.parse::<f32>().unwrap_or(0.0));
-        match coding.as_str() {
-            "br" => brotli = Some(weight),
-            "gzip" | "x-gzip" => gzip = Some(weight),
-            "*" => any = Some(weight),
-            _ => {}
-        }
-    }
-    let brotli = brotli.or(any).unwrap_or(0.0);
-    let gzip = gzip.or(any).unwrap_or(0.0);
-    if brotli > 0.0 && brotli >= gzip {
+    let weight = |names: &[Encoding]| {
+        let named = accept.iter().find(|item| match &item.item {
+            Preference::Specific(encoding) => names.contains(encoding),
+            Preference::Any => false,
+        });
+        let any = || accept.iter().find(|item| item.item == Preference::Any);
+        named
+            .or_else(any)
+            .map_or(Quality::ZERO, |item| item.quality)
+    };
+    let brotli = weight(&[Encoding::brotli()]);
+    let gzip = weight(&[Encoding::gzip(), Encoding::Unknown("x-gzip".to_owned())]);
+    if brotli > Quality::ZERO && brotli >= gzip {
         Coding::Brotli
-    } else if gzip > 0.0 {
+    } else if gzip > Quality::ZERO {
         Coding::Gzip
     } else {
         Coding::Identity
@@ -227,7 +223,18 @@ mod tests {
     use super::*;
 
     fn accept(value: &str) -> Coding {
-        accepted(Some(&HeaderValue::from_str(value).expect("valid header")))
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::ACCEPT_ENCODING, value))
+            .to_http_request();
+        accepted(req.get_header::<AcceptEncoding>().as_ref())
+    }
+
+    fn if_none_match(value: &str) -> IfNoneMatch {
+        let req = actix_web::test::TestRequest::default()
+            .insert_header((header::IF_NONE_MATCH, value))
+            .to_http_request();
+        req.get_header::<IfNoneMatch>()
+            .expect("a valid If-None-Match")
     }
 
     #[test]
@@ -272,18 +279,18 @@ mod tests {
             "no-cache",
         );
         let tag = asset.tag.clone();
-        assert!(asset.matches(&format!("\"{tag}\"")));
-        assert!(asset.matches(&format!("W/\"{tag}-gzip\"")));
-        assert!(asset.matches(&format!("\"other\", \"{tag}-br\"")));
-        assert!(asset.matches("*"));
-        assert!(!asset.matches("\"other\""));
+        assert!(asset.matches(&if_none_match(&format!("\"{tag}\""))));
+        assert!(asset.matches(&if_none_match(&format!("W/\"{tag}-gzip\""))));
+        assert!(asset.matches(&if_none_match(&format!("\"other\", \"{tag}-br\""))));
+        assert!(asset.matches(&if_none_match("*")));
+        assert!(!asset.matches(&if_none_match("\"other\"")));
         assert!(
             !Asset::new(
                 "y".repeat(2048),
                 HeaderValue::from_static("text/plain"),
                 "no-cache"
             )
-            .matches(&format!("\"{tag}\""))
+            .matches(&if_none_match(&format!("\"{tag}\"")))
         );
     }
 }
