@@ -16,8 +16,8 @@ use actix_web::{HttpMessage, HttpRequest, HttpResponse};
 
 /// Bodies below this size go out as they are: compressing them gains nothing.
 const MIN_COMPRESSED: usize = 1024;
-/// Brotli's quality: 9 of 11 keeps the one-off cost of the bundle near 100 ms
-/// while landing within a few percent of the best ratio.
+/// Brotli's quality: 9 of 11 keeps the one-off cost of compressing the bundle
+/// small while landing close to the best ratio.
 const BROTLI_QUALITY: u32 = 9;
 
 /// A content coding the client accepts and we can send.

@@ -42,8 +42,8 @@ pub(crate) fn init(format: LogFormat) {
         LogFormat::Text if terminal => {}
         // Into a file or pipe, the same line without colours, written
         // directly: env_logger's styled format, then its pass stripping the
-        // styles out again, cost an access line about 5,000 instructions
-        // (callgrind).
+        // styles out again, made every access line dearer (figures in
+        // docs/performance.md).
         LogFormat::Text => {
             builder.format(|buf, record| {
                 writeln!(

@@ -238,6 +238,33 @@ mod tests {
     }
 
     #[test]
+    fn generated_ids_are_uuid_v7s_by_the_uuid_crate() {
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64;
+        let ids: Vec<uuid::Uuid> = (0..2 * IDS_PER_BLOCK)
+            .map(|_| {
+                let id = RequestId::generate();
+                uuid::Uuid::parse_str(id.as_str()).expect("the uuid crate parses it")
+            })
+            .collect();
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_millis() as u64;
+        for id in &ids {
+            assert_eq!(id.get_version(), Some(uuid::Version::SortRand), "{id}");
+            assert_eq!(id.get_variant(), uuid::Variant::RFC4122, "{id}");
+            let (seconds, nanos) = id.get_timestamp().expect("a v7 timestamp").to_unix();
+            let millis = seconds * 1000 + u64::from(nanos) / 1_000_000;
+            assert!((before..=after).contains(&millis), "{id}: {millis}");
+        }
+        // Made on one thread, they sort in the order they were made.
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+    }
+
+    #[test]
     fn ids_cut_from_shared_blocks_stay_whole_and_distinct() {
         // Three blocks' worth: earlier IDs must not change as later ones are cut.
         let ids: Vec<RequestId> = (0..3 * IDS_PER_BLOCK)
