@@ -8,7 +8,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Error as FmtError;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,6 +21,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use rustc_hash::FxBuildHasher;
 
 /// A route template as a label value; `unmatched` for paths no route serves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -99,7 +99,7 @@ pub(crate) struct HttpMetrics {
     series: HttpSeries,
     /// This worker's handles on the series it has used: a family lookup
     /// hashes the label strings under a lock, a hit here hashes three numbers.
-    cache: RefCell<HashMap<SeriesKey, Series, BuildHasherDefault<KeyHasher>>>,
+    cache: RefCell<HashMap<SeriesKey, Series, FxBuildHasher>>,
 }
 
 /// A request's series: the route template's address (kept alive by the
@@ -113,40 +113,6 @@ struct Series {
     duration: Histogram,
     /// Holds the template, so its address cannot be reused by another.
     _route: Route,
-}
-
-/// FxHash's multiply-rotate, for keys made of two words and a status.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.add(u64::from(*byte));
-        }
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_u16(&mut self, n: u16) {
-        self.add(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-impl KeyHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
 }
 
 /// A request being counted: in flight until it is finished or dropped.
