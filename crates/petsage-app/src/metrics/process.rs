@@ -1,4 +1,5 @@
-//! The standard `process_*` series, read from `/proc/self` at each scrape.
+//! The standard `process_*` series, read from `/proc/self` at each scrape
+//! (Linux only: elsewhere the series are left out).
 
 use std::fmt::Error as FmtError;
 
@@ -10,9 +11,6 @@ use prometheus_client::metrics::gauge::ConstGauge;
 /// The standard `process_*` series, read from `/proc/self` at each scrape.
 #[derive(Debug)]
 pub(super) struct ProcessCollector;
-
-/// Linux's clock ticks per second for `/proc` times (USER_HZ), fixed at 100.
-const TICKS_PER_SECOND: f64 = 100.0;
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), FmtError> {
@@ -84,12 +82,43 @@ impl ProcStat {
             .find_map(|l| l.strip_prefix("btime "))
             .and_then(|v| v.trim().parse::<f64>().ok())?;
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as f64;
+        let ticks_per_second = ticks_per_second()?;
         Some(Self {
-            cpu_seconds: ticks / TICKS_PER_SECOND,
+            cpu_seconds: ticks / ticks_per_second,
             resident_bytes: resident_kb * 1024.0,
             virtual_bytes,
-            start_time_seconds: boot + start_ticks / TICKS_PER_SECOND,
+            start_time_seconds: boot + start_ticks / ticks_per_second,
             open_fds,
         })
+    }
+}
+
+/// The clock ticks per second that `/proc` counts CPU and start times in
+/// (USER_HZ), as the system says.
+fn ticks_per_second() -> Option<f64> {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    (ticks > 0).then_some(ticks as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn the_start_time_counts_in_the_system_clock_tick() {
+        let stat = ProcStat::read().expect("/proc is readable");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        // Boot time plus this process's start in ticks: a wrong tick moves it
+        // away from now by a share of the whole time since boot.
+        assert!(
+            stat.start_time_seconds <= now + 1.0 && stat.start_time_seconds > now - 600.0,
+            "started at {}, now {now}",
+            stat.start_time_seconds
+        );
+        assert!(stat.cpu_seconds >= 0.0 && stat.open_fds > 0.0);
     }
 }
