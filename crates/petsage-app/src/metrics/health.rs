@@ -3,7 +3,7 @@
 use std::fmt::Error as FmtError;
 use std::sync::Arc;
 
-use petsage_core::{CheckStatus, HealthMonitor, Phase, Verdict};
+use petsage_core::{CheckStatus, HealthMonitor, HealthStatus, Phase};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;
@@ -49,10 +49,10 @@ impl Collector for HealthCollector {
         let snapshot = self.monitor.snapshot();
         let phase = self.monitor.phase();
         // 2 ok, 1 degraded, 0 unavailable: the uptime view, as /health answers.
-        let status: i64 = match Verdict::of_service(phase, &snapshot.checks) {
-            Verdict::Ok => 2,
-            Verdict::Degraded => 1,
-            Verdict::Unavailable => 0,
+        let status: i64 = match HealthStatus::of_service(phase, &snapshot.checks) {
+            HealthStatus::Ok => 2,
+            HealthStatus::Degraded => 1,
+            HealthStatus::Unavailable => 0,
         };
         let gauge = ConstGauge::new(status);
         gauge.encode(encoder.encode_descriptor(
@@ -90,13 +90,12 @@ impl Collector for HealthCollector {
             None,
             MetricType::Gauge,
         )?;
-        for (name, each) in [
-            ("starting", Phase::Starting),
-            ("serving", Phase::Serving),
-            ("draining", Phase::Draining),
-        ] {
-            ConstGauge::new(i64::from(phase == each))
-                .encode(phases.encode_family(&PhaseLabels { phase: name })?)?;
+        for each in Phase::ALL {
+            ConstGauge::new(i64::from(phase == each)).encode(phases.encode_family(
+                &PhaseLabels {
+                    phase: each.as_str(),
+                },
+            )?)?;
         }
 
         let mut build = encoder.encode_descriptor(
