@@ -14,11 +14,11 @@ use actix_web::rt::time::{sleep_until, timeout};
 use futures_util::FutureExt;
 use futures_util::future::join_all;
 use log::{debug, info, warn};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-/// What a health check's future resolves to: `Err` explains the failure.
-pub type CheckOutcome = Result<(), String>;
-
-type CheckFn = dyn Fn() -> Pin<Box<dyn Future<Output = CheckOutcome> + Send>> + Send + Sync;
+/// A check's run: its future resolves to `Err` with why it failed.
+type CheckFn = dyn Fn() -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync;
 
 /// A named, async health check that a feature contributes.
 #[derive(Clone)]
@@ -30,11 +30,12 @@ pub struct HealthCheck {
 }
 
 impl HealthCheck {
-    /// A check whose failure makes the service unavailable (readiness 503).
+    /// A check whose failure makes the service unavailable (readiness 503);
+    /// `check`'s future resolves to `Err` with why it failed.
     pub fn critical<F, Fut>(name: impl Into<String>, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CheckOutcome> + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         Self::new(name.into(), true, check)
     }
@@ -43,7 +44,7 @@ impl HealthCheck {
     pub fn non_critical<F, Fut>(name: impl Into<String>, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CheckOutcome> + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         Self::new(name.into(), false, check)
     }
@@ -51,7 +52,7 @@ impl HealthCheck {
     fn new<F, Fut>(name: String, critical: bool, check: F) -> Self
     where
         F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CheckOutcome> + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         Self {
             name,
@@ -78,8 +79,13 @@ impl std::fmt::Debug for HealthCheck {
     }
 }
 
-/// Where a check stands once the thresholds have judged its runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether one check passes.
+///
+/// The thresholds decide it from the check's latest runs; it is the
+/// `status` (`ok`, `failed`) of a check in the health answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = CheckStatusName, description = "Whether one check passes.")]
 pub enum CheckState {
     /// Passing.
     Ok,
@@ -88,7 +94,8 @@ pub enum CheckState {
 }
 
 impl CheckState {
-    fn word(self) -> &'static str {
+    /// The state as a word: `ok`, `failed`.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Ok => "ok",
             Self::Failed => "failed",
@@ -144,9 +151,11 @@ impl Snapshot {
     }
 }
 
-/// What the checks and the phase say of the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+/// The overall health of the service: what the checks and the phase say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(description = "The overall health of the service.")]
+pub enum HealthStatus {
     /// Every check passes.
     Ok,
     /// A non-critical check fails: still serving.
@@ -155,44 +164,53 @@ pub enum Verdict {
     Unavailable,
 }
 
-impl Verdict {
-    /// The uptime view (`/health`): the checks decide; only starting overrides them.
+impl HealthStatus {
+    /// The uptime view (`/health`): the checks decide, unless the phase rules
+    /// the service out ([`Phase::rules_out_service`]: only starting does).
     pub fn of_service<'a>(phase: Phase, checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
-        if phase == Phase::Starting {
+        if phase.rules_out_service() {
             Self::Unavailable
         } else {
             Self::of_checks(checks)
         }
     }
 
-    /// The readiness view: unavailable unless serving, then the checks decide.
+    /// Readiness: the checks decide, unless the phase rules the instance out
+    /// ([`Phase::rules_out_instance`]: all but serving do).
     pub fn of_instance<'a>(
         phase: Phase,
         checks: impl IntoIterator<Item = &'a CheckStatus>,
     ) -> Self {
-        if phase == Phase::Serving {
-            Self::of_checks(checks)
-        } else {
+        if phase.rules_out_instance() {
             Self::Unavailable
+        } else {
+            Self::of_checks(checks)
         }
     }
 
+    /// Whether the answer is a pass (200): ok or degraded.
+    pub fn passed(self) -> bool {
+        self != Self::Unavailable
+    }
+
     fn of_checks<'a>(checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
-        let mut verdict = Self::Ok;
+        let mut status = Self::Ok;
         for check in checks {
             if !check.passing() {
                 if check.critical {
                     return Self::Unavailable;
                 }
-                verdict = Self::Degraded;
+                status = Self::Degraded;
             }
         }
-        verdict
+        status
     }
 }
 
 /// Where the service is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[schema(as = PhaseName, description = "Where the service is in its life.")]
 pub enum Phase {
     /// Not yet serving: start-up or the first check run is not finished.
     Starting,
@@ -200,6 +218,32 @@ pub enum Phase {
     Serving,
     /// Shutting down: still answering, but asking for no new traffic.
     Draining,
+}
+
+impl Phase {
+    /// Every phase, in the order a service goes through them.
+    pub const ALL: [Phase; 3] = [Self::Starting, Self::Serving, Self::Draining];
+
+    /// The phase as a word: `starting`, `serving`, `draining`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Starting => "starting",
+            Self::Serving => "serving",
+            Self::Draining => "draining",
+        }
+    }
+
+    /// Whether this phase makes the service unavailable whatever its checks
+    /// say, in the uptime view: only starting (a drain is readiness' business).
+    pub fn rules_out_service(self) -> bool {
+        self == Self::Starting
+    }
+
+    /// Whether this phase makes the instance not ready whatever its checks
+    /// say: every phase but serving.
+    pub fn rules_out_instance(self) -> bool {
+        self != Self::Serving
+    }
 }
 
 /// How the monitor runs checks.
@@ -462,9 +506,9 @@ fn log_change(check: &HealthCheck, from: CheckState, to: CheckState, lasted: Dur
         "health check {:?} ({}) is now {}, after {:.1} s {}",
         check.name,
         kind(check),
-        to.word(),
+        to.as_str(),
         lasted.as_secs_f64(),
-        from.word()
+        from.as_str()
     );
     match &run.error {
         Some(err) => warn!("{line}: {err}"),
@@ -586,7 +630,7 @@ mod tests {
 
     #[actix_web::test]
     async fn hanging_and_panicking_checks_fail_within_the_timeout() {
-        let hang = HealthCheck::critical("hang", std::future::pending::<CheckOutcome>);
+        let hang = HealthCheck::critical("hang", std::future::pending::<Result<(), String>>);
         let boom = HealthCheck::non_critical("boom", || async { panic!("boom") });
         let fine = HealthCheck::non_critical("fine", || async { Ok(()) });
         let monitor = Arc::new(HealthMonitor::new(
@@ -610,6 +654,29 @@ mod tests {
             Some("fine")
         );
         monitor.stop();
+    }
+
+    #[test]
+    fn the_phase_rules_out_the_service_only_while_starting_and_the_instance_unless_serving() {
+        let none: [&CheckStatus; 0] = [];
+        for phase in Phase::ALL {
+            let service = HealthStatus::of_service(phase, none);
+            let instance = HealthStatus::of_instance(phase, none);
+            assert_eq!(service.passed(), phase != Phase::Starting, "{phase:?}");
+            assert_eq!(instance.passed(), phase == Phase::Serving, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn words_are_the_wire_names() {
+        for phase in Phase::ALL {
+            let wire = serde_json::to_value(phase).expect("serializes");
+            assert_eq!(wire, phase.as_str());
+        }
+        for state in [CheckState::Ok, CheckState::Failed] {
+            let wire = serde_json::to_value(state).expect("serializes");
+            assert_eq!(wire, state.as_str());
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub mod testing;
 
 pub use feature::{BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, register};
 pub use health::{
-    CheckOutcome, CheckState, CheckStatus, HealthCheck, HealthMonitor, MonitorSettings, Phase,
-    Snapshot, Verdict,
+    CheckState, CheckStatus, HealthCheck, HealthMonitor, HealthStatus, MonitorSettings, Phase,
+    Snapshot,
 };
 pub use json::{JsonBody, Validate, parse as parse_json};
 pub use problem::{FieldError, PROBLEM_CONTENT_TYPE, Problem};

@@ -57,9 +57,6 @@ impl ResponseError for Error {
 /// database is unreachable, busy or out of connections; `500` otherwise.
 /// Either way the cause goes to the log, never to the client.
 pub fn problem(err: &sqlx::Error) -> Problem {
-    if matches!(err, sqlx::Error::PoolTimedOut) {
-        crate::metrics::ACQUIRE_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
     if is_unavailable(err) {
         log::warn!("database unavailable: {err}");
         Problem::unavailable("the database is unavailable; retry shortly", 1)

@@ -26,7 +26,6 @@ use sqlx::{AnyPool, Connection as _, Executor as _};
 
 pub use error::{Error, problem};
 pub use settings::{DatabaseSettings, DatabaseUrl};
-pub use sqlx::AnyPool as Pool;
 
 /// Embeds the calling crate's migrations: `migrations/sqlite/` and `migrations/postgres/`.
 #[macro_export]
@@ -75,7 +74,10 @@ pub struct Database {
 }
 
 struct Inner {
+    /// Taken from only through [`Database::acquire`], which counts for `/metrics`.
     pool: AnyPool,
+    /// What `acquire` counted: waits and timeouts of this pool.
+    counters: Arc<metrics::PoolCounters>,
     /// How to open a connection: the pool's, and the start step's own one.
     options: AnyConnectOptions,
     backend: Backend,
@@ -101,7 +103,10 @@ impl Database {
         };
         let db = Self::lazy(settings)?;
         ctx.add_health_check(db.health_check());
-        ctx.add_metrics(Box::new(metrics::PoolCollector::new(db.pool().clone())));
+        ctx.add_metrics(Box::new(metrics::PoolCollector::new(
+            db.pool().clone(),
+            Arc::clone(&db.inner.counters),
+        )));
         let started = db.clone();
         ctx.on_start_shared("database: connect", move || async move {
             started.connect().await
@@ -142,6 +147,7 @@ impl Database {
         Ok(Self {
             inner: Arc::new(Inner {
                 pool: pool_options.connect_lazy_with(options.clone()),
+                counters: Arc::default(),
                 options,
                 backend,
                 settings,
@@ -150,8 +156,9 @@ impl Database {
         })
     }
 
-    /// The connection pool, for queries (`sqlx::query(..).fetch_one(db.pool())`).
-    pub fn pool(&self) -> &AnyPool {
+    /// The pool, for the platform's own uncounted work (migrations, the
+    /// health check, the metrics); features take connections with [`Database::acquire`].
+    fn pool(&self) -> &AnyPool {
         &self.inner.pool
     }
 
@@ -308,18 +315,24 @@ impl Database {
         }
     }
 
-    /// A connection from the pool for one query (or a transaction). When the
-    /// pool is at its limit with none idle, the wait is counted and timed for
-    /// `/metrics`; past the acquire timeout it fails with `PoolTimedOut` (a 503).
+    /// A connection from the pool for one query (or a transaction): the one
+    /// way a feature takes a connection. When the pool is at its limit with
+    /// none idle, the wait is counted and timed for `/metrics`; past the
+    /// acquire timeout it fails with `PoolTimedOut` (a 503), counted too.
     pub async fn acquire(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, sqlx::Error> {
         let pool = self.pool();
         let saturated = pool.num_idle() == 0 && pool.size() >= pool.options().get_max_connections();
-        if !saturated {
-            return pool.acquire().await;
+        let connection = if saturated {
+            let started = std::time::Instant::now();
+            let connection = pool.acquire().await;
+            self.inner.counters.count_wait(started.elapsed());
+            connection
+        } else {
+            pool.acquire().await
+        };
+        if let Err(sqlx::Error::PoolTimedOut) = connection {
+            self.inner.counters.count_timeout();
         }
-        let started = std::time::Instant::now();
-        let connection = pool.acquire().await;
-        metrics::count_wait(started.elapsed());
         connection
     }
 
@@ -357,4 +370,61 @@ async fn ping(pool: &AnyPool) -> Result<(), sqlx::Error> {
 /// Each feature's record of applied migrations.
 fn migrations_table(feature: &str) -> String {
     format!("_petsage_migrations_{}", feature.replace('-', "_"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prometheus_client::registry::Registry;
+
+    /// The pool's series as a scrape shows them.
+    fn scrape(db: &Database) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(metrics::PoolCollector::new(
+            db.pool().clone(),
+            Arc::clone(&db.inner.counters),
+        )));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        text
+    }
+
+    #[actix_web::test]
+    async fn each_pool_counts_its_own_waits_and_timeouts_in_acquire() {
+        let file = testing::TestDatabase::sqlite();
+        let settings = DatabaseSettings {
+            database_max_connections: 1,
+            database_acquire_timeout: Duration::from_millis(100),
+            ..file.settings()
+        };
+        let (busy, other) = (
+            Database::lazy(settings.clone()).expect("valid"),
+            Database::lazy(settings).expect("valid"),
+        );
+        busy.connect().await.expect("connects");
+        let held = busy.acquire().await.expect("the one connection");
+        let err = busy.acquire().await.expect_err("the pool is exhausted");
+        assert!(matches!(err, sqlx::Error::PoolTimedOut), "{err}");
+        drop(held);
+        // Answering the failure counts nothing more: the count is acquire's.
+        assert_eq!(problem(&err).status, 503);
+
+        let text = scrape(&busy);
+        for line in [
+            "petsage_db_pool_acquire_waits_total 1\n",
+            "petsage_db_pool_acquire_timeouts_total 1\n",
+            "petsage_db_pool_max_connections 1\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        let text = scrape(&other);
+        for line in [
+            "petsage_db_pool_acquire_waits_total 0\n",
+            "petsage_db_pool_acquire_timeouts_total 0\n",
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        busy.close().await;
+        other.close().await;
+    }
 }

@@ -1,10 +1,12 @@
 //! The pool's Prometheus series, read at each scrape: connections in use and
-//! idle, the pool's limit, acquires that had to wait (through
-//! `Database::acquire`) and for how long, and requests that found no
+//! idle, the pool's limit, and what `Database::acquire` counted for this pool:
+//! acquires that had to wait and for how long, and acquires that found no
 //! connection within the acquire timeout (each answered 503).
 
 use std::fmt::Error as FmtError;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -13,20 +15,29 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use sqlx::AnyPool;
 
-/// Requests that waited the whole acquire timeout for a connection, since start.
-pub(crate) static ACQUIRE_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+/// What one pool's `Database::acquire` has counted since start.
+#[derive(Debug, Default)]
+pub(crate) struct PoolCounters {
+    /// Acquires that found the pool at its limit with no idle connection.
+    waits: AtomicU64,
+    /// Microseconds spent in those waits.
+    wait_micros: AtomicU64,
+    /// Acquires that found no connection within the acquire timeout.
+    timeouts: AtomicU64,
+}
 
-/// Acquires that found the pool at its limit with no idle connection, since start.
-static ACQUIRE_WAITS: AtomicU64 = AtomicU64::new(0);
+impl PoolCounters {
+    /// Counts one acquire that had to wait, and how long it did.
+    pub(crate) fn count_wait(&self, waited: Duration) {
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.wait_micros.fetch_add(micros, Ordering::Relaxed);
+    }
 
-/// Microseconds spent in those waits, since start.
-static ACQUIRE_WAIT_MICROS: AtomicU64 = AtomicU64::new(0);
-
-/// Counts one acquire that had to wait, and how long it did.
-pub(crate) fn count_wait(waited: std::time::Duration) {
-    ACQUIRE_WAITS.fetch_add(1, Ordering::Relaxed);
-    let micros = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
-    ACQUIRE_WAIT_MICROS.fetch_add(micros, Ordering::Relaxed);
+    /// Counts one acquire that gave up at the acquire timeout.
+    pub(crate) fn count_timeout(&self) {
+        self.timeouts.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -34,15 +45,17 @@ struct StateLabels {
     state: &'static str,
 }
 
-/// The pool's figures for `/metrics`.
+/// One pool's figures for `/metrics`: its sizes, and what its acquires counted.
 #[derive(Debug)]
 pub(crate) struct PoolCollector {
     pool: AnyPool,
+    counters: Arc<PoolCounters>,
 }
 
 impl PoolCollector {
-    pub(crate) fn new(pool: AnyPool) -> Self {
-        Self { pool }
+    /// The series of `pool`, with the `counters` its acquires keep.
+    pub(crate) fn new(pool: AnyPool, counters: Arc<PoolCounters>) -> Self {
+        Self { pool, counters }
     }
 }
 
@@ -66,21 +79,22 @@ impl Collector for PoolCollector {
             None,
             max.metric_type(),
         )?)?;
-        let waits = ConstCounter::new(ACQUIRE_WAITS.load(Ordering::Relaxed));
+        let waits = ConstCounter::new(self.counters.waits.load(Ordering::Relaxed));
         waits.encode(encoder.encode_descriptor(
             "petsage_db_pool_acquire_waits",
             "Acquires that found the pool at its limit with no idle connection, and waited",
             None,
             waits.metric_type(),
         )?)?;
-        let waited = ConstCounter::new(ACQUIRE_WAIT_MICROS.load(Ordering::Relaxed) as f64 / 1e6);
+        let waited =
+            ConstCounter::new(self.counters.wait_micros.load(Ordering::Relaxed) as f64 / 1e6);
         waited.encode(encoder.encode_descriptor(
             "petsage_db_pool_acquire_wait_seconds",
             "Time spent waiting for a connection, summed over every wait",
             None,
             waited.metric_type(),
         )?)?;
-        let timeouts = ConstCounter::new(ACQUIRE_TIMEOUTS.load(Ordering::Relaxed));
+        let timeouts = ConstCounter::new(self.counters.timeouts.load(Ordering::Relaxed));
         timeouts.encode(encoder.encode_descriptor(
             "petsage_db_pool_acquire_timeouts",
             "Requests that found no connection within the acquire timeout (answered 503)",

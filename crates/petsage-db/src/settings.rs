@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ArgAction;
+use clap::{ArgAction, Args as _, FromArgMatches as _};
 use petsage_core::settings::{parse_bool, parse_duration};
 
 /// Where the database is and how the pool behaves.
@@ -38,14 +38,16 @@ pub struct DatabaseSettings {
 }
 
 impl Default for DatabaseSettings {
+    /// The flags' own defaults: what the command line gives with no flag and
+    /// no environment variable set. The `#[arg]` attributes above are their
+    /// one source.
     fn default() -> Self {
-        Self {
-            database_url: None,
-            data_dir: PathBuf::from("./data"),
-            database_max_connections: 10,
-            database_acquire_timeout: Duration::from_secs(2),
-            migrate: true,
-        }
+        let flags =
+            Self::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+        flags
+            .try_get_matches_from(["defaults"])
+            .and_then(|matches| Self::from_arg_matches(&matches))
+            .unwrap_or_else(|err| panic!("the database flags' defaults do not parse: {err}"))
     }
 }
 
@@ -136,6 +138,16 @@ fn parse_connections(value: &str) -> Result<u32, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_are_the_flags_defaults() {
+        let settings = DatabaseSettings::default();
+        assert_eq!(settings.database_url, None);
+        assert_eq!(settings.data_dir, PathBuf::from("./data"));
+        assert_eq!(settings.database_max_connections, 10);
+        assert_eq!(settings.database_acquire_timeout, Duration::from_secs(2));
+        assert!(settings.migrate);
+    }
 
     #[test]
     fn urls_name_their_backend_and_hide_passwords() {

@@ -3,54 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use petsage_core::{CheckState, CheckStatus, Phase, Verdict};
+use petsage_core::{CheckState, CheckStatus, HealthStatus, Phase};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::{SERVICE_NAME, VERSION};
-
-/// The overall health of the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
-    /// Every check passes.
-    Ok,
-    /// A non-critical check fails: still serving.
-    Degraded,
-    /// A critical check fails, or (readiness) the instance is starting or draining.
-    Unavailable,
-}
-
-impl HealthStatus {
-    /// The service's health from its checks, for the uptime view (`/health`):
-    /// draining does not count, starting does.
-    pub fn of_service<'a>(phase: Phase, checks: impl IntoIterator<Item = &'a CheckStatus>) -> Self {
-        Verdict::of_service(phase, checks).into()
-    }
-
-    /// The instance's readiness: unavailable unless serving.
-    pub fn of_instance<'a>(
-        phase: Phase,
-        checks: impl IntoIterator<Item = &'a CheckStatus>,
-    ) -> Self {
-        Verdict::of_instance(phase, checks).into()
-    }
-
-    /// Whether the answer is a pass (200): ok or degraded.
-    pub fn passed(self) -> bool {
-        self != Self::Unavailable
-    }
-}
-
-impl From<Verdict> for HealthStatus {
-    fn from(verdict: Verdict) -> Self {
-        match verdict {
-            Verdict::Ok => Self::Ok,
-            Verdict::Degraded => Self::Degraded,
-            Verdict::Unavailable => Self::Unavailable,
-        }
-    }
-}
 
 /// Response of the health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -86,58 +43,6 @@ pub struct LivenessResponse {
     pub status: HealthStatus,
 }
 
-/// Where the service is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PhaseName {
-    /// Start-up or the first check run is not finished.
-    Starting,
-    /// Serving traffic.
-    Serving,
-    /// Shutting down: finishing requests, asking for no new traffic.
-    Draining,
-}
-
-impl From<Phase> for PhaseName {
-    fn from(phase: Phase) -> Self {
-        match phase {
-            Phase::Starting => Self::Starting,
-            Phase::Serving => Self::Serving,
-            Phase::Draining => Self::Draining,
-        }
-    }
-}
-
-impl PhaseName {
-    /// The phase as a word: `starting`, `serving`, `draining`.
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Starting => "starting",
-            Self::Serving => "serving",
-            Self::Draining => "draining",
-        }
-    }
-}
-
-/// Whether one check passes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum CheckStatusName {
-    /// The check passes.
-    Ok,
-    /// The check fails (its failure threshold was reached).
-    Failed,
-}
-
-impl From<CheckState> for CheckStatusName {
-    fn from(state: CheckState) -> Self {
-        match state {
-            CheckState::Ok => Self::Ok,
-            CheckState::Failed => Self::Failed,
-        }
-    }
-}
-
 /// One check's standing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "database", "status": "ok", "critical": true, "duration_ms": 1.25,
@@ -146,7 +51,7 @@ pub struct CheckReport {
     /// The check's name.
     pub name: String,
     /// Whether it passes, after the failure and success thresholds.
-    pub status: CheckStatusName,
+    pub status: CheckState,
     /// Whether its failure makes the service unavailable.
     pub critical: bool,
     /// How long its latest run took, in milliseconds.
@@ -165,7 +70,7 @@ impl CheckReport {
     pub fn new(check: &CheckStatus, details: bool) -> Self {
         Self {
             name: check.name.clone(),
-            status: check.state.into(),
+            status: check.state,
             critical: check.critical,
             duration_ms: millis(check.duration),
             since: crate::rfc3339(check.since),
@@ -190,7 +95,7 @@ pub struct ReadinessResponse {
     /// `unavailable` (with 503) when a critical check fails or the instance is starting or draining.
     pub status: HealthStatus,
     /// Where the instance is in its life.
-    pub phase: PhaseName,
+    pub phase: Phase,
     /// Every check's standing, in registration order (excluded ones left out).
     pub checks: Vec<CheckReport>,
 }

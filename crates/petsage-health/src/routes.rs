@@ -10,11 +10,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
-use petsage_core::{HealthMonitor, Phase, Problem, Snapshot};
+use petsage_core::{HealthMonitor, HealthStatus, Phase, Problem, Snapshot};
 
 use crate::model::{
-    CheckReport, HealthCheckResponse, HealthStatus, IetfHealth, InfoResponse, LivenessResponse,
-    PhaseName, ReadinessResponse, VerboseFlag,
+    CheckReport, HealthCheckResponse, IetfHealth, InfoResponse, LivenessResponse,
+    ReadinessResponse, VerboseFlag,
 };
 use crate::views::{Format, View, ietf, json_bytes, verbose};
 use crate::{BUILD_TIME, GIT_COMMIT, RUSTC, SERVICE_NAME, TARGET, VERSION, rfc3339};
@@ -87,8 +87,8 @@ fn answer(
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    // Straight into the response's header map: the builder's conversions
-    // cost a health poll about 300 instructions (callgrind).
+    // Straight into the response's header map: the builder would convert
+    // and check each header value again on every poll.
     let mut res = HttpResponse::with_body(status, body.into()).map_into_boxed_body();
     let headers = res.headers_mut();
     headers.insert(header::CONTENT_TYPE, content_type.clone());
@@ -96,15 +96,16 @@ fn answer(
     res
 }
 
-/// The phase, as a word, when it rules the instance out: readiness while
-/// starting or draining, the uptime view (`readiness` false) only while starting.
+/// The phase, as a word, when it rules the instance out of readiness or
+/// (`readiness` false) the service out of the uptime view; core's
+/// [`Phase::rules_out_instance`] and [`Phase::rules_out_service`] decide.
 fn phase_fault(phase: Phase, readiness: bool) -> Option<&'static str> {
     let ruled_out = if readiness {
-        phase != Phase::Serving
+        phase.rules_out_instance()
     } else {
-        phase == Phase::Starting
+        phase.rules_out_service()
     };
-    ruled_out.then(|| PhaseName::from(phase).word())
+    ruled_out.then(|| phase.as_str())
 }
 
 static JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -217,7 +218,7 @@ fn respond(
         (Format::Json, Probe::Ready) => {
             let readiness = || ReadinessResponse {
                 status,
-                phase: phase.into(),
+                phase,
                 checks: view
                     .included(&snapshot.checks)
                     .map(|check| CheckReport::new(check, details))

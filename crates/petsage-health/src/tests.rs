@@ -151,7 +151,7 @@ async fn critical_failure_is_unavailable_and_non_critical_is_degraded() {
     let body: ReadinessResponse = atest::read_body_json(res).await;
     assert_eq!(body.status, HealthStatus::Degraded);
     let cache = &body.checks[0];
-    assert_eq!(cache.status, CheckStatusName::Failed);
+    assert_eq!(cache.status, CheckState::Failed);
     assert_eq!(cache.consecutive_failures, 1);
     assert!(
         cache.since.ends_with('Z') && cache.since.contains('T'),
@@ -172,7 +172,7 @@ async fn a_drain_fails_readiness_only() {
     let ready = get(m.clone(), "/health/ready").await;
     assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
     let body: ReadinessResponse = atest::read_body_json(ready).await;
-    assert_eq!(body.phase, PhaseName::Draining);
+    assert_eq!(body.phase, Phase::Draining);
     let health = get(m.clone(), "/health").await;
     assert_eq!(
         health.status(),

@@ -10,9 +10,9 @@ use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Query};
-use petsage_core::{CheckStatus, Problem};
+use petsage_core::{CheckStatus, HealthStatus, Problem};
 
-use crate::model::{HealthStatus, IetfCheck, IetfHealth};
+use crate::model::{IetfCheck, IetfHealth};
 use crate::{GIT_COMMIT, SERVICE_ID, SERVICE_NAME, VERSION};
 
 /// The representations a health endpoint can answer with.
