@@ -1,6 +1,6 @@
 //! Request IDs: every request has one, the client's `X-Request-Id` when it
-//! is safe to echo, else one made here in the UUID v7 layout. The app's guard
-//! layer sends it back, writes it into problem bodies and access lines.
+//! is safe to echo, else one made here in the UUID v7 layout. The app's
+//! layers send it back and write it into problem bodies and access lines.
 
 use std::cell::{Cell, RefCell};
 use std::collections::hash_map::RandomState;

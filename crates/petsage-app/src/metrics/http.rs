@@ -1,4 +1,4 @@
-//! The HTTP series the guard layer updates on every request, and each
+//! The HTTP series the observe layer updates on every request, and each
 //! worker's cache of the handles it has used.
 //!
 //! Routes are labelled by template (`/api/v1/pets/{id}`), and every path no
@@ -48,7 +48,7 @@ struct RouteLabels {
 
 type Durations = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
-/// The HTTP series the guard layer updates on every request, shared by every worker.
+/// The HTTP series the observe layer updates on every request, shared by every worker.
 #[derive(Debug, Clone)]
 pub(super) struct HttpSeries {
     requests: Family<RequestLabels, Counter>,

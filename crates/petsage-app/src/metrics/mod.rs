@@ -53,7 +53,7 @@ impl Metrics {
         Self { registry, http }
     }
 
-    /// A worker's handle on the series the guard layer updates (one per
+    /// A worker's handle on the series the observe layer updates (one per
     /// worker: it caches series by route without a lock).
     pub(crate) fn http(&self) -> HttpMetrics {
         self.http.worker()
