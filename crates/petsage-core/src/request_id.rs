@@ -1,99 +1,16 @@
 //! Request IDs: every request has one, the client's `X-Request-Id` when it
-//! is safe to echo, else one made here in the UUID v7 layout. The app's
-//! layers send it back and write it into problem bodies and access lines.
+//! is safe to echo, else a new UUID v7. The app's layers send it back and
+//! write it into problem bodies and access lines.
 
-use std::cell::{Cell, RefCell};
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::hash::BuildHasher;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::web::{Bytes, BytesMut};
 
 /// The header that carries a request's ID, both ways.
 pub const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The longest ID taken from a client.
 pub const MAX_LEN: usize = 128;
-
-thread_local! {
-    /// A splitmix64 state per thread, seeded from the OS's randomness once.
-    static RNG: Cell<u64> = Cell::new(RandomState::new().hash_one(std::thread::current().id()));
-    /// This thread's ID generator.
-    static GENERATOR: RefCell<Generator> = RefCell::new(Generator::default());
-}
-
-/// How many generated IDs share one allocation.
-const IDS_PER_BLOCK: usize = 128;
-
-/// Where each of a generated ID's 32 hex digits goes, around the dashes of 8-4-4-4-12.
-const DIGITS: [u8; 32] = [
-    0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 14, 15, 16, 17, 19, 20, 21, 22, 24, 25, 26, 27, 28, 29,
-    30, 31, 32, 33, 34, 35,
-];
-
-/// Where the 12-bit counter's three hex digits go: the 14th to 16th of
-/// [`DIGITS`], after the version's `7`.
-const COUNTER_DIGITS: [u8; 3] = [DIGITS[13], DIGITS[14], DIGITS[15]];
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// One thread's UUID v7 IDs. Within a millisecond, IDs share the thread's
-/// random bits and differ by the counter, so only its three digits are
-/// rewritten; a new millisecond, or a spent counter, draws new random bits.
-/// Threads differ by their 62 random bits.
-struct Generator {
-    millis: u64,
-    counter: u16,
-    /// The last ID's text.
-    text: [u8; 36],
-    /// The unused rest of the block IDs are cut from: sending an ID back and
-    /// logging it clone a reference count, and no request pays for an
-    /// allocation of its own.
-    block: BytesMut,
-}
-
-impl Default for Generator {
-    fn default() -> Self {
-        Self {
-            // No real millisecond: the first ID draws its bits.
-            millis: u64::MAX,
-            counter: 0,
-            text: [b'-'; 36],
-            block: BytesMut::new(),
-        }
-    }
-}
-
-impl Generator {
-    /// The text of the next ID at `millis`, cut from the block.
-    fn next(&mut self, millis: u64) -> Bytes {
-        if millis == self.millis && self.counter < 0x0fff {
-            self.counter += 1;
-            for (i, at) in COUNTER_DIGITS.into_iter().enumerate() {
-                self.text[usize::from(at)] = HEX[usize::from((self.counter >> (8 - 4 * i)) & 0xf)];
-            }
-        } else {
-            self.millis = millis;
-            // A random start with its top bit clear leaves room to count.
-            let (a, b) = (next_random(), next_random());
-            self.counter = (a & 0x07ff) as u16;
-            let hi = (millis << 16) | 0x7000 | u64::from(self.counter);
-            let lo = (b & 0x3fff_ffff_ffff_ffff) | 0x8000_0000_0000_0000;
-            let bits = (u128::from(hi) << 64) | u128::from(lo);
-            self.text = [b'-'; 36];
-            for (nibble, at) in DIGITS.iter().enumerate() {
-                self.text[usize::from(*at)] = HEX[((bits >> (124 - 4 * nibble)) & 0xf) as usize];
-            }
-        }
-        if self.block.capacity() < self.text.len() {
-            self.block = BytesMut::with_capacity(IDS_PER_BLOCK * self.text.len());
-        }
-        self.block.extend_from_slice(&self.text);
-        self.block.split().freeze()
-    }
-}
 
 /// The ID of one request: 1–128 characters of `[A-Za-z0-9._:-]`, held as
 /// the header value it is sent back in (a client's is reused without a copy).
@@ -117,17 +34,13 @@ impl RequestId {
         is_safe(value.as_bytes()).then(|| Self(value.clone()))
     }
 
-    /// A new ID in the UUID v7 layout: milliseconds since the epoch, a
-    /// counter within the millisecond (RFC 9562's method 1), then random bits.
+    /// A new UUID v7 (the `uuid` crate's): milliseconds since the epoch, then
+    /// bits that keep the IDs this process makes in the order it made them.
     pub fn generate() -> Self {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let bytes = GENERATOR.with_borrow_mut(|generator| generator.next(millis));
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::now_v7().hyphenated().encode_lower(&mut text);
         // Hex digits and dashes are always a valid header value.
-        Self(
-            HeaderValue::from_maybe_shared(bytes).unwrap_or_else(|_| HeaderValue::from_static("-")),
-        )
+        Self(HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static("-")))
     }
 
     /// The client's ID when it is safe, else a new one.
@@ -159,18 +72,6 @@ impl fmt::Debug for RequestId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RequestId({})", self.as_str())
     }
-}
-
-/// splitmix64: a fast, well-mixed sequence; IDs need uniqueness, not secrecy.
-fn next_random() -> u64 {
-    RNG.with(|state| {
-        let next = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-        state.set(next);
-        let mut z = next;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    })
 }
 
 #[cfg(test)]
@@ -238,12 +139,14 @@ mod tests {
     }
 
     #[test]
-    fn generated_ids_are_uuid_v7s_by_the_uuid_crate() {
+    fn generated_ids_are_uuid_v7s_that_sort_in_the_order_they_were_made() {
+        use std::time::{SystemTime, UNIX_EPOCH};
+
         let before = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")
             .as_millis() as u64;
-        let ids: Vec<uuid::Uuid> = (0..2 * IDS_PER_BLOCK)
+        let ids: Vec<uuid::Uuid> = (0..1000)
             .map(|_| {
                 let id = RequestId::generate();
                 uuid::Uuid::parse_str(id.as_str()).expect("the uuid crate parses it")
@@ -260,48 +163,6 @@ mod tests {
             let millis = seconds * 1000 + u64::from(nanos) / 1_000_000;
             assert!((before..=after).contains(&millis), "{id}: {millis}");
         }
-        // Made on one thread, they sort in the order they were made.
         assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
-    }
-
-    #[test]
-    fn ids_cut_from_shared_blocks_stay_whole_and_distinct() {
-        // Three blocks' worth: earlier IDs must not change as later ones are cut.
-        let ids: Vec<RequestId> = (0..3 * IDS_PER_BLOCK)
-            .map(|_| RequestId::generate())
-            .collect();
-        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
-        let unique: std::collections::HashSet<&String> = texts.iter().collect();
-        assert_eq!(unique.len(), ids.len());
-        for text in &texts {
-            assert_eq!(text.len(), 36, "{text}");
-            assert!(is_safe(text.as_bytes()), "{text}");
-        }
-        let more: Vec<RequestId> = (0..IDS_PER_BLOCK).map(|_| RequestId::generate()).collect();
-        assert!(more.iter().all(|id| !unique.contains(&id.to_string())));
-        assert_eq!(
-            ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            texts
-        );
-    }
-
-    #[test]
-    fn ids_within_a_millisecond_count_up_and_a_spent_counter_draws_new_bits() {
-        let mut generator = Generator::default();
-        let text = |bytes: Bytes| String::from_utf8(bytes.to_vec()).expect("ascii");
-        let first = text(generator.next(1_700_000_000_000));
-        let second = text(generator.next(1_700_000_000_000));
-        assert_eq!(first[..14], second[..14], "same millisecond");
-        assert_eq!(first[18..], second[18..], "same random bits");
-        let count = |t: &str| u16::from_str_radix(&t[15..18], 16).expect("hex");
-        assert_eq!(count(&second), count(&first) + 1);
-        let mut seen = std::collections::HashSet::new();
-        for _ in 0..5_000 {
-            let id = text(generator.next(1_700_000_000_000));
-            assert!(is_safe(id.as_bytes()) && id.len() == 36, "{id}");
-            assert!(seen.insert(id), "an ID repeated within one millisecond");
-        }
-        let later = text(generator.next(1_700_000_000_001));
-        assert_ne!(later[..14], first[..14], "a new millisecond");
     }
 }
