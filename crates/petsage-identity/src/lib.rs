@@ -1,0 +1,15 @@
+//! PetSage's identity platform: the service is an OAuth 2.0 resource server.
+//! It verifies bearer access tokens (JWTs, RFC 9068) issued by an OpenID
+//! provider, with the keys of the provider's JWKS, and enforces the scopes a
+//! route requires. It stores no password.
+
+mod keys;
+mod principal;
+mod settings;
+pub mod testing;
+mod verify;
+
+pub use keys::KeySet;
+pub use principal::Principal;
+pub use settings::{IdentitySettings, ScopeClaim};
+pub use verify::{Invalid, MAX_TOKEN_BYTES, Verified, Verifier};
