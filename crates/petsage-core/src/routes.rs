@@ -21,7 +21,7 @@ use actix_web::web::Data;
 use actix_web::{Error, FromRequest, Handler, HttpRequest, Resource, Responder, guard, web};
 use utoipa::openapi::path::{HttpMethod, Operation, Paths};
 use utoipa::openapi::schema::Schema;
-use utoipa::openapi::{ComponentsBuilder, OpenApi, RefOr};
+use utoipa::openapi::{Components, ComponentsBuilder, OpenApi, RefOr};
 
 use crate::Problem;
 
@@ -74,6 +74,11 @@ where
 pub trait Requirement: 'static {
     /// Writes the requirement into the route's OpenAPI operation (for example its `security`).
     fn document(&self, operation: &mut Operation);
+
+    /// Adds what the operation's documentation refers to (for example a security scheme).
+    fn document_components(&self, components: &mut Components) {
+        let _ = components;
+    }
 
     /// Puts the middleware that enforces the requirement around the route (see [`ActixRoute::wrap`]).
     fn enforce(&self, route: ActixRoute) -> ActixRoute;
@@ -281,9 +286,13 @@ impl Routes {
             paths.add_path_operation(&route.path, route.doc_methods.clone(), operation.clone());
             components = components.schemas_from_iter(route.schemas.clone());
         }
+        let mut components = components.build();
+        for requirement in self.routes.iter().flat_map(|route| &route.requirements) {
+            requirement.document_components(&mut components);
+        }
         let mut doc = OpenApi::default();
         doc.paths = paths;
-        doc.components = Some(components.build());
+        doc.components = Some(components);
         doc
     }
 
