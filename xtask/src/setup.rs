@@ -201,12 +201,7 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
     .filter_map(|(missing, tool)| missing.then_some(tool))
     .collect();
     if !python_tools.is_empty() {
-        let venv = root.join(".venv");
-        run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
-        let pip = venv.join("bin/pip").display().to_string();
-        let mut args = vec!["install", "-q", "--disable-pip-version-check"];
-        args.extend(&python_tools);
-        run(&pip, &args, &[])?;
+        install_into_venv(root, &python_tools)?;
     }
     if plan.playwright {
         let dir = playwright_dir(root).display().to_string();
@@ -228,6 +223,16 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// Installs PyPI `requirements` (pinned) into `.venv` under `root`, making it if need be.
+fn install_into_venv(root: &Path, requirements: &[&str]) -> Result<(), String> {
+    let venv = root.join(".venv");
+    run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
+    let pip = venv.join("bin/pip").display().to_string();
+    let mut args = vec!["install", "-q", "--disable-pip-version-check"];
+    args.extend(requirements);
+    run(&pip, &args, &[])
 }
 
 /// Where playwright-core is installed: `target/browser`, beside the browser test's screenshot.
