@@ -13,7 +13,8 @@ usage: cargo xtask <task>
 tasks:
   ci [--quick]
           install what the whole suite needs (Debian's test tools, schemathesis,
-          playwright-core, a PostgreSQL server; it names them first), then cargo
+          kubernetes-validate, playwright-core, a PostgreSQL server; it names
+          them first), then cargo
           fmt --check, clippy with warnings denied, and every test: the one
           command to run before pushing. --quick installs nothing and runs fmt,
           clippy and the tests that need no outside tool

@@ -1,6 +1,7 @@
 //! What the whole suite needs besides the Rust toolchain, and installing it:
-//! Debian's test tools, schemathesis in `.venv`, playwright-core for the
-//! browser test, and a PostgreSQL server on 127.0.0.1:5432.
+//! Debian's test tools, schemathesis and kubernetes-validate in `.venv`,
+//! playwright-core for the browser test, and a PostgreSQL server on
+//! 127.0.0.1:5432.
 //!
 //! [`prepare`] says in one line what it will install, then installs it. Where
 //! it cannot (not root, not Debian), it fails before anything is built, with
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 /// The schemathesis release the contract tests are written against.
 pub(crate) const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+/// The kubernetes-validate release the manifest test runs: its newest
+/// schemas, Kubernetes 1.37, are what `tests/tests/deploy.rs` checks against.
+pub(crate) const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 /// The playwright-core release the browser test drives Debian's chromium with.
 pub(crate) const PLAYWRIGHT: &str = "playwright-core@1.64.1";
 
@@ -78,6 +82,7 @@ const POSTGRES_URL_VAR: &str = "PETSAGE_TEST_POSTGRES_URL";
 struct Plan {
     packages: Vec<&'static str>,
     schemathesis: bool,
+    kubernetes_validate: bool,
     playwright: bool,
     start_postgres: bool,
 }
@@ -96,6 +101,8 @@ impl Plan {
             packages,
             schemathesis: std::env::var_os("SCHEMATHESIS").is_none()
                 && !root.join(".venv/bin/schemathesis").is_file(),
+            kubernetes_validate: std::env::var_os("KUBERNETES_VALIDATE").is_none()
+                && !root.join(".venv/bin/kubernetes-validate").is_file(),
             playwright: !playwright_dir(root)
                 .join("node_modules/playwright-core")
                 .is_dir(),
@@ -105,7 +112,11 @@ impl Plan {
     }
 
     fn is_empty(&self) -> bool {
-        self.packages.is_empty() && !self.schemathesis && !self.playwright && !self.start_postgres
+        self.packages.is_empty()
+            && !self.schemathesis
+            && !self.kubernetes_validate
+            && !self.playwright
+            && !self.start_postgres
     }
 
     /// What to tell a user this task cannot install for: what is missing, and the commands.
@@ -138,6 +149,9 @@ impl Plan {
         }
         if self.schemathesis {
             parts.push(format!("{SCHEMATHESIS} into .venv"));
+        }
+        if self.kubernetes_validate {
+            parts.push(format!("{KUBERNETES_VALIDATE} into .venv"));
         }
         if self.playwright {
             parts.push(format!("{PLAYWRIGHT} into target/browser"));
@@ -179,15 +193,15 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
     if plan.start_postgres && !answers(POSTGRES) {
         start_postgres()?;
     }
-    if plan.schemathesis {
-        let venv = root.join(".venv");
-        run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
-        let pip = venv.join("bin/pip").display().to_string();
-        run(
-            &pip,
-            &["install", "-q", "--disable-pip-version-check", SCHEMATHESIS],
-            &[],
-        )?;
+    let python_tools: Vec<&str> = [
+        (plan.schemathesis, SCHEMATHESIS),
+        (plan.kubernetes_validate, KUBERNETES_VALIDATE),
+    ]
+    .into_iter()
+    .filter_map(|(missing, tool)| missing.then_some(tool))
+    .collect();
+    if !python_tools.is_empty() {
+        install_into_venv(root, &python_tools)?;
     }
     if plan.playwright {
         let dir = playwright_dir(root).display().to_string();
@@ -209,6 +223,16 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
         )?;
     }
     Ok(())
+}
+
+/// Installs PyPI `requirements` (pinned) into `.venv` under `root`, making it if need be.
+fn install_into_venv(root: &Path, requirements: &[&str]) -> Result<(), String> {
+    let venv = root.join(".venv");
+    run("python3", &["-m", "venv", &venv.display().to_string()], &[])?;
+    let pip = venv.join("bin/pip").display().to_string();
+    let mut args = vec!["install", "-q", "--disable-pip-version-check"];
+    args.extend(requirements);
+    run(&pip, &args, &[])
 }
 
 /// Where playwright-core is installed: `target/browser`, beside the browser test's screenshot.
@@ -343,12 +367,17 @@ mod tests {
         let plan = Plan {
             packages: vec!["haproxy", "wrk"],
             schemathesis: true,
+            kubernetes_validate: true,
             playwright: false,
             start_postgres: true,
         };
         let text = plan.refusal();
         assert!(text.contains("Debian packages haproxy wrk"), "{text}");
         assert!(text.contains("schemathesis==4.32.5 into .venv"), "{text}");
+        assert!(
+            text.contains("kubernetes-validate==1.37.0 into .venv"),
+            "{text}"
+        );
         assert!(
             text.contains("sudo apt-get install -y haproxy wrk"),
             "{text}"
@@ -358,6 +387,7 @@ mod tests {
             !Plan {
                 packages: Vec::new(),
                 schemathesis: false,
+                kubernetes_validate: false,
                 playwright: false,
                 start_postgres: false
             }
