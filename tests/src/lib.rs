@@ -15,6 +15,7 @@ pub use ureq::http::{Method, StatusCode};
 pub mod faults;
 pub mod lb;
 pub mod load;
+pub mod oidc;
 pub mod pg;
 pub mod wrk;
 

@@ -13,11 +13,11 @@ usage: cargo xtask <task>
 tasks:
   ci [--quick]
           install what the whole suite needs (Debian's test tools, schemathesis,
-          kubernetes-validate, playwright-core, a PostgreSQL server; it names
-          them first), then cargo
-          fmt --check, clippy with warnings denied, and every test: the one
-          command to run before pushing. --quick installs nothing and runs fmt,
-          clippy and the tests that need no outside tool
+          kubernetes-validate, playwright-core, oidc-provider, a PostgreSQL
+          server; it names them first), then cargo fmt --check, clippy with
+          warnings denied, and every test: the one command to run before
+          pushing. --quick installs nothing and runs fmt, clippy and the tests
+          that need no outside tool
   bench [--quick] [--duration SECS]
           release-build PetSage and a bare actix-web baseline, load both with
           wrk in interleaved rounds on pinned cores, print the table and write

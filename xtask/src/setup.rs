@@ -1,7 +1,7 @@
 //! What the whole suite needs besides the Rust toolchain, and installing it:
 //! Debian's test tools, schemathesis and kubernetes-validate in `.venv`,
-//! playwright-core for the browser test, and a PostgreSQL server on
-//! 127.0.0.1:5432.
+//! playwright-core for the browser test, oidc-provider for the access-token
+//! tests, and a PostgreSQL server on 127.0.0.1:5432.
 //!
 //! [`prepare`] says in one line what it will install, then installs it. Where
 //! it cannot (not root, not Debian), it fails before anything is built, with
@@ -18,6 +18,9 @@ pub(crate) const SCHEMATHESIS: &str = "schemathesis==4.32.5";
 pub(crate) const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
 /// The playwright-core release the browser test drives Debian's chromium with.
 pub(crate) const PLAYWRIGHT: &str = "playwright-core@1.64.1";
+/// The OpenID provider the access-token tests get tokens from (panva's
+/// oidc-provider; it wants Node 22 and runs on Debian's Node 20 with a warning).
+pub(crate) const OIDC_PROVIDER: &str = "oidc-provider@9.13.3";
 
 /// A program the tests run, and the Debian package that brings it.
 struct Tool {
@@ -84,6 +87,7 @@ struct Plan {
     schemathesis: bool,
     kubernetes_validate: bool,
     playwright: bool,
+    oidc_provider: bool,
     start_postgres: bool,
 }
 
@@ -106,6 +110,7 @@ impl Plan {
             playwright: !playwright_dir(root)
                 .join("node_modules/playwright-core")
                 .is_dir(),
+            oidc_provider: !oidc_dir(root).join("node_modules/oidc-provider").is_dir(),
             // A server named by the variable is the user's to run.
             start_postgres: std::env::var_os(POSTGRES_URL_VAR).is_none() && !answers(POSTGRES),
         }
@@ -116,6 +121,7 @@ impl Plan {
             && !self.schemathesis
             && !self.kubernetes_validate
             && !self.playwright
+            && !self.oidc_provider
             && !self.start_postgres
     }
 
@@ -155,6 +161,9 @@ impl Plan {
         }
         if self.playwright {
             parts.push(format!("{PLAYWRIGHT} into target/browser"));
+        }
+        if self.oidc_provider {
+            parts.push(format!("{OIDC_PROVIDER} into target/oidc"));
         }
         if self.start_postgres {
             parts.push(format!(
@@ -204,23 +213,15 @@ pub(crate) fn prepare(root: &Path) -> Result<(), String> {
         install_into_venv(root, &python_tools)?;
     }
     if plan.playwright {
-        let dir = playwright_dir(root).display().to_string();
-        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
         // playwright-core brings no browser: the test drives Debian's chromium.
-        run(
-            "npm",
-            &[
-                "install",
-                "--prefix",
-                &dir,
-                "--no-save",
-                "--no-audit",
-                "--no-fund",
-                "--silent",
-                PLAYWRIGHT,
-            ],
+        npm_install(
+            &playwright_dir(root),
+            PLAYWRIGHT,
             &[("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")],
         )?;
+    }
+    if plan.oidc_provider {
+        npm_install(&oidc_dir(root), OIDC_PROVIDER, &[])?;
     }
     Ok(())
 }
@@ -235,9 +236,36 @@ fn install_into_venv(root: &Path, requirements: &[&str]) -> Result<(), String> {
     run(&pip, &args, &[])
 }
 
+/// Installs the pinned npm `package` into `dir/node_modules` (a project-local
+/// folder, never a global install), quiet unless it fails.
+fn npm_install(dir: &Path, package: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    let dir = dir.display().to_string();
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {dir}: {e}"))?;
+    run(
+        "npm",
+        &[
+            "install",
+            "--prefix",
+            &dir,
+            "--no-save",
+            "--no-audit",
+            "--no-fund",
+            "--silent",
+            package,
+        ],
+        env,
+    )
+}
+
 /// Where playwright-core is installed: `target/browser`, beside the browser test's screenshot.
 pub(crate) fn playwright_dir(root: &Path) -> PathBuf {
     crate::target_dir(root).join("browser")
+}
+
+/// Where oidc-provider is installed: `target/oidc`, where the tests'
+/// harness (`petsage_tests::oidc`) looks for it above the test binary.
+pub(crate) fn oidc_dir(root: &Path) -> PathBuf {
+    crate::target_dir(root).join("oidc")
 }
 
 /// Debian's cluster `main` of the newest installed version, with trust auth
@@ -369,6 +397,7 @@ mod tests {
             schemathesis: true,
             kubernetes_validate: true,
             playwright: false,
+            oidc_provider: true,
             start_postgres: true,
         };
         let text = plan.refusal();
@@ -376,6 +405,10 @@ mod tests {
         assert!(text.contains("schemathesis==4.32.5 into .venv"), "{text}");
         assert!(
             text.contains("kubernetes-validate==1.37.0 into .venv"),
+            "{text}"
+        );
+        assert!(
+            text.contains("oidc-provider@9.13.3 into target/oidc"),
             "{text}"
         );
         assert!(
@@ -389,6 +422,7 @@ mod tests {
                 schemathesis: false,
                 kubernetes_validate: false,
                 playwright: false,
+                oidc_provider: false,
                 start_postgres: false
             }
             .describe()
