@@ -37,6 +37,31 @@ fn bad_values_exit_2_with_one_line() {
         (&["--workers", "many"], &[], "--workers"),
         (&[], &[("PETSAGE_DOCS", "yes")], "PETSAGE_DOCS"),
         (&["--no-such-flag"], &[], "--no-such-flag"),
+        (
+            &[],
+            &[("PETSAGE_AUTH_ALGORITHMS", "none")],
+            "PETSAGE_AUTH_ALGORITHMS",
+        ),
+        (
+            &[],
+            &[("PETSAGE_AUTH_ALGORITHMS", "RS256,HS256")],
+            "PETSAGE_AUTH_ALGORITHMS",
+        ),
+        (
+            &[],
+            &[("PETSAGE_AUTH_ISSUER", "issuer.example")],
+            "PETSAGE_AUTH_ISSUER",
+        ),
+        (
+            &[],
+            &[("PETSAGE_AUTH_SCOPE_CLAIM", "scopes")],
+            "PETSAGE_AUTH_SCOPE_CLAIM",
+        ),
+        (
+            &[],
+            &[("PETSAGE_AUTH_CLOCK_SKEW", "a while")],
+            "PETSAGE_AUTH_CLOCK_SKEW",
+        ),
     ];
     for (args, env, named) in cases {
         let (code, _, stderr) = run_to_exit(APP, args, env);

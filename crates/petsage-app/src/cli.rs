@@ -10,6 +10,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use petsage_core::Registration;
 use petsage_db::DatabaseSettings;
+use petsage_identity::IdentitySettings;
 
 use crate::server::Stop;
 use crate::{API_PREFIX, Built, Settings, build, openapi, run};
@@ -29,6 +30,9 @@ struct Cli {
 
     #[command(flatten)]
     database: DatabaseSettings,
+
+    #[command(flatten)]
+    identity: IdentitySettings,
 }
 
 #[derive(Debug, Subcommand)]

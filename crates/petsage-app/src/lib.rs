@@ -22,9 +22,10 @@ pub use server::{Settings, run};
 
 use std::sync::Arc;
 
-use clap::ArgMatches;
+use clap::{ArgMatches, FromArgMatches as _};
 use petsage_core::{BuiltFeature, Context, Lifecycle, Registration, RouteInfo};
 use petsage_db::DatabaseSettings;
+use petsage_identity::IdentitySettings;
 
 /// The prefix every feature's endpoints are served under.
 pub const API_PREFIX: &str = "/api/v1";
@@ -56,8 +57,10 @@ pub fn build(
     matches: &ArgMatches,
     database: &DatabaseSettings,
 ) -> Result<Built, String> {
+    let identity = IdentitySettings::from_arg_matches(matches).map_err(|err| err.to_string())?;
     let mut ctx = Context::for_features(features.iter().map(Registration::name));
     ctx.insert(database.clone());
+    ctx.insert(identity);
     let built = features
         .iter()
         .map(|feature| feature.build(matches, &mut ctx))
