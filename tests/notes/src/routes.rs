@@ -6,7 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use petsage_core::{FieldError, JsonBody, Problem};
-use petsage_db::Error;
+use petsage_db::{Error, Unavailable};
 
 use crate::model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
 use crate::store::{Store, decode_cursor};
@@ -80,7 +80,7 @@ fn not_found(id: i64) -> Problem {
     responses(
         (status = 200, description = "A page of items, in id order, and the cursor of the next page.", body = NotesPage),
         (status = 422, description = "`limit` or `cursor` is not valid.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn list(
@@ -102,7 +102,7 @@ pub(crate) async fn list(
     responses(
         (status = 200, description = "The item.", body = NotesItem),
         (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesItem>, Error> {
@@ -124,7 +124,7 @@ pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesI
         (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn create(
@@ -154,7 +154,7 @@ pub(crate) async fn create(
         (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn replace(
@@ -178,7 +178,7 @@ pub(crate) async fn replace(
     responses(
         (status = 204, description = "Deleted."),
         (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn delete(store: Data<Store>, id: Path<i64>) -> Result<HttpResponse, Error> {
