@@ -15,19 +15,37 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Copies what a clean checkout holds (no target/, no .git) into `to`.
+/// Copies what a clean checkout holds (no target/, no .git) into `to`: the
+/// sources and every root file the tools read (clippy.toml, .cargo/, …).
 fn copy_workspace(to: &Path) {
     let _ = fs::remove_dir_all(to);
-    for entry in [
-        "Cargo.toml",
-        "Cargo.lock",
-        ".cargo",
-        "crates",
-        "tests",
-        "xtask",
-    ] {
-        copy(&repo().join(entry), &to.join(entry));
+    for entry in fs::read_dir(repo()).expect("readdir") {
+        let name = entry.expect("entry").file_name();
+        // target/ and data/ are what builds and runs leave behind.
+        if !["target", ".git", "data"].contains(&name.to_string_lossy().as_ref()) {
+            copy(&repo().join(&name), &to.join(&name));
+        }
     }
+    assert!(to.join("clippy.toml").is_file(), "clippy.toml is copied");
+}
+
+/// A scratch workspace: its copy of the sources sits outside the repository
+/// (a root config file the copy left out would otherwise be found in a parent
+/// folder of the copy), its target folder inside this build's, kept between
+/// runs so that the builds stay incremental.
+fn scratch(label: &str) -> Workspace {
+    let repo = fs::canonicalize(repo()).expect("the repository");
+    let tag: String = repo
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let ws = Workspace {
+        root: std::env::temp_dir().join(format!("petsage-{label}{tag}")),
+        target: Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-feature-target"),
+    };
+    copy_workspace(&ws.root);
+    ws
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -96,15 +114,38 @@ impl Workspace {
 }
 
 #[test]
+fn new_feature_refuses_a_name_the_workspace_holds_and_changes_nothing() {
+    let ws = scratch("name-in-use");
+    let pristine = snapshot(&ws.root);
+    // The test suite's own feature: no crates/petsage-notes folder, but its
+    // crate, its member folder and its dependency key are all there.
+    let (code, stdout, stderr) = ws.new_feature(&["notes"]);
+    assert_eq!(code, Some(2), "{stdout}{stderr}");
+    assert_eq!(
+        stderr,
+        "xtask: petsage-notes already exists: crate in tests/notes/Cargo.toml, \
+         workspace member tests/notes, dependency key in Cargo.toml\n"
+    );
+    assert!(
+        snapshot(&ws.root) == pristine,
+        "refusing notes changed the workspace"
+    );
+    let (code, _, stderr) = ws.new_feature(&["db", "--dry-run"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("xtask: petsage-db already exists: folder crates/petsage-db, "),
+        "{stderr}"
+    );
+    assert!(
+        snapshot(&ws.root) == pristine,
+        "refusing db changed the workspace"
+    );
+}
+
+#[test]
 #[ignore = "slow: builds a generated workspace; run by cargo xtask ci"]
 fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
-    let scratch = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-feature");
-    let ws = Workspace {
-        root: scratch.join("ws"),
-        // Kept between runs, so the builds below stay incremental.
-        target: scratch.join("target"),
-    };
-    copy_workspace(&ws.root);
+    let ws = scratch("new-feature");
     let pristine = snapshot(&ws.root);
     // A two-word name exercises every form (kebab, snake, Pascal, title);
     // numbered if a developer already has such a feature.
@@ -242,7 +283,7 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
 
     // A second feature touches one line outside its crate, plus the two manifests.
     let before_second = snapshot(&ws.root);
-    let (code, _, stderr) = ws.new_feature(&["reminders"]);
+    let (code, _, stderr) = ws.new_feature(&["reminders", "--singular", "memo"]);
     assert_eq!(code, Some(0), "{stderr}");
     let after_second = snapshot(&ws.root);
     let outside: Vec<String> = after_second
@@ -297,6 +338,11 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
     let id = {
         let server = Server::builder(binary).data_dir(data.path()).start();
         let id = create_and_read(&server, &name, &ident, &title);
+        let doc = server.get("/api-docs/openapi.json").json();
+        assert_eq!(
+            doc["paths"]["/api/v1/reminders"]["post"]["summary"], "Create a memo",
+            "--singular names one item"
+        );
         let ready = server.get("/api/v1/health/ready").json();
         assert!(
             ready["checks"]
@@ -394,6 +440,17 @@ fn create_and_read(server: &Server, name: &str, ident: &str, title: &str) -> i64
         let op = &doc["paths"][&path][method];
         assert_eq!(op["operationId"], id.as_str(), "{method} {path}");
         assert_eq!(op["tags"], serde_json::json!([title]), "{method} {path}");
+        let one = title.to_lowercase();
+        let one = one.strip_suffix('s').unwrap_or(&one);
+        if method != "get" {
+            assert!(
+                op["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.ends_with(&format!(" a {one}"))),
+                "one item is named in the singular: {method} {path}: {}",
+                op["summary"]
+            );
+        }
     }
     id
 }

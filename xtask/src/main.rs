@@ -24,11 +24,15 @@ tasks:
           target/bench/report.md and report.json
   soak [--secs N]
           the load and rolling-restart scenarios for N seconds each (default 300)
-  new-feature <name> [--dry-run]
+  new-feature <name> [--singular <word>] [--dry-run]
           create crates/petsage-<name> (a feature that stores items in the
           database: model, migrations, create/list/get/replace/delete endpoints,
           OpenAPI, tests on SQLite and PostgreSQL) and register it in the app;
-          --dry-run prints the files and edits without writing anything
+          --singular names one item in summaries (\"Create a pet\"; derived
+          from the name when absent: pets → pet, categories → category);
+          --dry-run prints the files and edits without writing anything; a
+          name already in the workspace is refused, and a failure undoes
+          every write
   fixture
           render the feature templates into tests/notes, the feature the test
           suite serves (a test fails when it is stale)
@@ -61,10 +65,26 @@ fn main() -> ExitCode {
 }
 
 fn new_feature_cmd(args: &[String]) -> ExitCode {
-    let dry_run = args.iter().any(|a| a == "--dry-run");
-    let names: Vec<&String> = args.iter().filter(|a| *a != "--dry-run").collect();
+    const USAGE: &str = "usage: cargo xtask new-feature <name> [--singular <word>] [--dry-run]";
+    let mut dry_run = false;
+    let mut singular = None;
+    let mut names = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--dry-run" => dry_run = true,
+            "--singular" => match args.next() {
+                Some(word) if singular.is_none() => singular = Some(word.as_str()),
+                _ => {
+                    eprintln!("xtask: {USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            _ => names.push(arg),
+        }
+    }
     let [name] = names.as_slice() else {
-        eprintln!("xtask: usage: cargo xtask new-feature <name> [--dry-run]");
+        eprintln!("xtask: {USAGE}");
         return ExitCode::from(2);
     };
     let root = match workspace_root() {
@@ -74,7 +94,7 @@ fn new_feature_cmd(args: &[String]) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match new_feature::run(&root, name, dry_run) {
+    match new_feature::run(&root, name, singular, dry_run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(new_feature::Error::Usage(reason)) => {
             eprintln!("xtask: {reason}");

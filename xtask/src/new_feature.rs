@@ -84,10 +84,15 @@ struct Names {
     type_name: String,
     /// `Pet Profiles`
     title: String,
+    /// `pet profile`: one item, in running text
+    singular: String,
+    /// `a pet profile` (`an owner`)
+    a_singular: String,
 }
 
 impl Names {
-    fn new(name: &str) -> Self {
+    /// The forms of `name`, one item of which is called `singular` (kebab-case).
+    fn new(name: &str, singular: &str) -> Self {
         let words: Vec<&str> = name.split('-').collect();
         let capitalized: Vec<String> = words
             .iter()
@@ -106,6 +111,16 @@ impl Names {
             upper_ident: words.join("_").to_uppercase(),
             type_name: capitalized.concat(),
             title: capitalized.join(" "),
+            singular: singular.replace('-', " "),
+            a_singular: format!(
+                "{} {}",
+                if singular.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                },
+                singular.replace('-', " ")
+            ),
         }
     }
 
@@ -119,20 +134,50 @@ impl Names {
             .replace("{{Type}}", &self.type_name)
             .replace("{{title_lower}}", &self.title.to_lowercase())
             .replace("{{title}}", &self.title)
+            .replace("{{a_singular}}", &self.a_singular)
+            .replace("{{singular}}", &self.singular)
     }
 }
 
-/// Checks that `name` can be a feature: lowercase kebab-case, no keyword, not reserved.
-pub(crate) fn validate(name: &str) -> Result<(), String> {
-    let kebab = !name.is_empty()
+/// Whether `name` is lowercase kebab-case starting with a letter.
+fn is_kebab(name: &str) -> bool {
+    !name.is_empty()
         && name.split('-').all(|word| {
             !word.is_empty()
                 && word
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         })
-        && name.starts_with(|c: char| c.is_ascii_lowercase());
-    if !kebab {
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+}
+
+/// One item of feature `name`: its last word made singular (`pets` → `pet`,
+/// `boxes` → `box`, `categories` → `category`); a word that does not end in
+/// `s` is kept (`people`), and `--singular` names what this rule gets wrong.
+pub(crate) fn singular_of(name: &str) -> String {
+    let (head, last) = name.rsplit_once('-').map_or(("", name), |(h, l)| (h, l));
+    let one = if let Some(stem) = last.strip_suffix("ies").filter(|s| !s.is_empty()) {
+        format!("{stem}y")
+    } else if ["sses", "xes", "zes", "ches", "shes"]
+        .iter()
+        .any(|end| last.ends_with(end))
+    {
+        last[..last.len() - 2].to_owned()
+    } else if last.ends_with('s') && !last.ends_with("ss") && last.len() > 1 {
+        last[..last.len() - 1].to_owned()
+    } else {
+        last.to_owned()
+    };
+    if head.is_empty() {
+        one
+    } else {
+        format!("{head}-{one}")
+    }
+}
+
+/// Checks that `name` can be a feature: lowercase kebab-case, no keyword, not reserved.
+pub(crate) fn validate(name: &str) -> Result<(), String> {
+    if !is_kebab(name) {
         return Err(format!(
             "{name:?} is not a feature name: use lowercase kebab-case starting with a letter, like pets or pet-profiles"
         ));
@@ -164,20 +209,40 @@ enum Change {
     },
 }
 
-/// Plans, then (unless `dry_run`) applies, the new feature `name` in the workspace at `root`.
-pub(crate) fn run(root: &Path, name: &str, dry_run: bool) -> Result<(), Error> {
+/// Plans, then (unless `dry_run`) applies, the new feature `name` in the
+/// workspace at `root`; one item is called `singular` (derived when `None`).
+pub(crate) fn run(
+    root: &Path,
+    name: &str,
+    singular: Option<&str>,
+    dry_run: bool,
+) -> Result<(), Error> {
     validate(name).map_err(Error::Usage)?;
-    let names = Names::new(name);
-    let crate_dir = root.join("crates").join(&names.krate);
-    if crate_dir.exists() {
+    let singular = match singular {
+        Some(word) if is_kebab(word) => word.to_owned(),
+        Some(word) => {
+            return Err(Error::Usage(format!(
+                "--singular {word:?} is not a name: use lowercase kebab-case starting with a letter, like pet or pet-profile"
+            )));
+        }
+        None => singular_of(name),
+    };
+    let names = Names::new(name, &singular);
+    let taken = existing(root, &names);
+    if !taken.is_empty() {
         return Err(Error::Usage(format!(
-            "feature {name:?} already exists: {} is there",
-            rel(root, &crate_dir)
+            "{} already exists: {}",
+            names.krate,
+            taken.join(", ")
         )));
     }
+    let crate_dir = root.join("crates").join(&names.krate);
 
     let changes = plan(root, &names, &crate_dir)?;
-    let mut report = String::new();
+    let mut report = format!(
+        "  one item is called {:?} (--singular to change)\n",
+        names.singular
+    );
     for change in &changes {
         match change {
             Change::Create { path, .. } => writeln!(report, "  create  {}", rel(root, path)),
@@ -191,7 +256,14 @@ pub(crate) fn run(root: &Path, name: &str, dry_run: bool) -> Result<(), Error> {
         print!("would add feature {name} (dry run, nothing written):\n{report}");
         return Ok(());
     }
-    apply(&changes, &crate_dir).map_err(Error::Failed)?;
+    let journal = apply(&changes).map_err(Error::Failed)?;
+    if let Err(err) = workspace_loads(root) {
+        let err = format!("cargo cannot read the workspace with the feature added ({err})");
+        return Err(Error::Failed(match journal.undo() {
+            Ok(()) => format!("{err}; nothing was changed"),
+            Err(undo) => format!("{err}; {undo}"),
+        }));
+    }
     print!(
         "added feature {name}:\n{report}\nnext:\n  \
          1. shape the data in crates/{krate}/src/model.rs, the table in migrations/ (one\n     \
@@ -199,16 +271,139 @@ pub(crate) fn run(root: &Path, name: &str, dry_run: bool) -> Result<(), Error> {
          2. cargo test -p {krate} (add -- --include-ignored to run the PostgreSQL tests too)\n  \
          3. cargo run -p petsage-app, then open http://127.0.0.1:8080/docs/ (tag {title:?});\n     \
             it stores in ./data/petsage.db, or in PETSAGE_DATABASE_URL=postgres://…\n  \
-         4. cargo xtask ci before you push\n",
+         4. a health check of its own: docs/architecture.md, \"The feature contract\"\n  \
+         5. cargo xtask ci before you push\n",
         krate = names.krate,
         title = names.title,
     );
     Ok(())
 }
 
+/// What of the new crate's name is already in the workspace at `root`: its
+/// folder, a crate of that name, a workspace member of that name, or its
+/// dependency key in a manifest the command edits. Empty when it is free.
+fn existing(root: &Path, names: &Names) -> Vec<String> {
+    let mut taken = Vec::new();
+    let folder = format!("crates/{}", names.krate);
+    if root.join(&folder).exists() {
+        taken.push(format!("folder {folder}"));
+    }
+    let members = workspace_members(root);
+    for member in &members {
+        let manifest = format!("{member}/Cargo.toml");
+        let text = fs::read_to_string(root.join(&manifest)).unwrap_or_default();
+        if package_name(&text).as_deref() == Some(names.krate.as_str()) {
+            taken.push(format!("crate in {manifest}"));
+        }
+    }
+    for member in &members {
+        let last = member.rsplit('/').next().unwrap_or(member);
+        if *member != folder && (last == names.krate || last == names.name) {
+            taken.push(format!("workspace member {member}"));
+        }
+    }
+    for manifest in ["Cargo.toml", "crates/petsage-app/Cargo.toml"] {
+        let text = fs::read_to_string(root.join(manifest)).unwrap_or_default();
+        if text
+            .lines()
+            .any(|line| toml_key(line) == Some(names.krate.as_str()))
+        {
+            taken.push(format!("dependency key in {manifest}"));
+        }
+    }
+    taken
+}
+
+/// The root manifest's `members`, with `dir/*` expanded to the folders in
+/// `dir` that hold a Cargo.toml.
+fn workspace_members(root: &Path) -> Vec<String> {
+    let text = fs::read_to_string(root.join("Cargo.toml")).unwrap_or_default();
+    let list = text.find("members").and_then(|start| {
+        let rest = &text[start..];
+        let open = rest.find('[')? + 1;
+        let close = open + rest[open..].find(']')?;
+        Some(&rest[open..close])
+    });
+    let Some(list) = list else {
+        return Vec::new();
+    };
+    let mut members = Vec::new();
+    for entry in list.split('"').skip(1).step_by(2) {
+        if let Some(dir) = entry.strip_suffix("/*") {
+            let mut found: Vec<String> = fs::read_dir(root.join(dir))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().join("Cargo.toml").is_file())
+                .map(|e| format!("{dir}/{}", e.file_name().to_string_lossy()))
+                .collect();
+            found.sort();
+            members.extend(found);
+        } else {
+            members.push(entry.to_owned());
+        }
+    }
+    members
+}
+
+/// The `name` of a manifest's `[package]`.
+fn package_name(manifest: &str) -> Option<String> {
+    let package = &manifest[manifest.find("[package]")?..];
+    package
+        .lines()
+        .skip(1)
+        .take_while(|line| !line.trim_start().starts_with('['))
+        .find(|line| toml_key(line) == Some("name"))
+        .and_then(|line| line.split('"').nth(1))
+        .map(str::to_owned)
+}
+
+/// The first part of a TOML line's key: `petsage-x` for `petsage-x = …`
+/// and `petsage-x.workspace = true`; `None` for other lines.
+fn toml_key(line: &str) -> Option<&str> {
+    let line = line.trim_start();
+    if line.starts_with(['#', '[']) {
+        return None;
+    }
+    let (key, _) = line.split_once('=')?;
+    let key = key.split('.').next()?.trim();
+    Some(key.trim_matches('"'))
+}
+
+/// Whether cargo still reads the workspace at `root` (`cargo metadata`, no
+/// dependency resolution): the last check before the command reports success.
+fn workspace_loads(root: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = std::process::Command::new(&cargo)
+        .args([
+            "metadata",
+            "--no-deps",
+            "--offline",
+            "--format-version",
+            "1",
+        ])
+        .current_dir(root)
+        .output()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(stderr
+        .lines()
+        .find(|line| !line.trim().is_empty())
+        .map_or("cargo metadata failed", |line| {
+            line.trim().trim_start_matches("error: ")
+        })
+        .to_owned())
+}
+
 /// The new crate's files, rendered and formatted, as (path inside the crate, text).
-pub(crate) fn render_crate(name: &str) -> Result<Vec<(&'static str, String)>, String> {
-    let names = Names::new(name);
+pub(crate) fn render_crate(
+    name: &str,
+    singular: &str,
+) -> Result<Vec<(&'static str, String)>, String> {
+    let names = Names::new(name, singular);
     TEMPLATES
         .iter()
         .map(|(path, template)| {
@@ -228,7 +423,8 @@ pub(crate) fn render_crate(name: &str) -> Result<Vec<(&'static str, String)>, St
 }
 
 fn plan(root: &Path, names: &Names, crate_dir: &Path) -> Result<Vec<Change>, Error> {
-    let mut changes: Vec<Change> = render_crate(&names.name)
+    let singular = names.singular.replace(' ', "-");
+    let mut changes: Vec<Change> = render_crate(&names.name, &singular)
         .map_err(Error::Failed)?
         .into_iter()
         .map(|(path, text)| Change::Create {
@@ -345,34 +541,92 @@ fn register(root: &Path, names: &Names) -> Result<Change, Error> {
     })
 }
 
-/// Writes every change; on the first failure, undoes the ones made and reports it.
-fn apply(changes: &[Change], crate_dir: &Path) -> Result<(), String> {
-    let mut edited: Vec<(&Path, &str)> = Vec::new();
-    let result = changes.iter().try_for_each(|change| match change {
-        Change::Create { path, text } => {
-            let dir = path.parent().unwrap_or(crate_dir);
-            fs::create_dir_all(dir)
-                .and_then(|()| fs::write(path, text))
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+/// What the command wrote, so that it can be undone: files edited (with
+/// their text before), files created and folders created, in order.
+#[derive(Default)]
+struct Journal {
+    edited: Vec<(PathBuf, String)>,
+    created_files: Vec<PathBuf>,
+    created_dirs: Vec<PathBuf>,
+}
+
+impl Journal {
+    /// Creates `path` with `text`, and each missing folder above it; refuses
+    /// to overwrite a file.
+    fn create(&mut self, path: &Path, text: &str) -> Result<(), String> {
+        let mut missing: Vec<&Path> = path
+            .ancestors()
+            .skip(1)
+            .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+            .collect();
+        missing.reverse();
+        for dir in missing {
+            fs::create_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            self.created_dirs.push(dir.to_path_buf());
         }
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .and_then(|mut file| {
+                self.created_files.push(path.to_path_buf());
+                std::io::Write::write_all(&mut file, text.as_bytes())
+            })
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Replaces the text of `path`, which was `before`, with `after`.
+    fn edit(&mut self, path: &Path, before: &str, after: &str) -> Result<(), String> {
+        self.edited.push((path.to_path_buf(), before.to_owned()));
+        fs::write(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
+    }
+
+    /// Restores every edited file and removes every created file and folder,
+    /// last first; `Err` names what could not be undone.
+    fn undo(self) -> Result<(), String> {
+        let mut left = Vec::new();
+        for (path, before) in self.edited.iter().rev() {
+            if fs::write(path, before).is_err() {
+                left.push(format!("{} is edited", path.display()));
+            }
+        }
+        for path in self.created_files.iter().rev() {
+            if fs::remove_file(path).is_err() && path.exists() {
+                left.push(format!("{} is left", path.display()));
+            }
+        }
+        for dir in self.created_dirs.iter().rev() {
+            if fs::remove_dir(dir).is_err() && dir.exists() {
+                left.push(format!("{} is left", dir.display()));
+            }
+        }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("could not undo everything: {}", left.join(", ")))
+        }
+    }
+}
+
+/// Writes every change; on the first failure, undoes the ones made and reports it.
+fn apply(changes: &[Change]) -> Result<Journal, String> {
+    let mut journal = Journal::default();
+    let result = changes.iter().try_for_each(|change| match change {
+        Change::Create { path, text } => journal.create(path, text),
         Change::Edit {
             path,
             before,
             after,
             ..
-        } => {
-            edited.push((path, before));
-            fs::write(path, after).map_err(|e| format!("cannot write {}: {e}", path.display()))
-        }
+        } => journal.edit(path, before, after),
     });
-    if let Err(err) = result {
-        for (path, before) in edited {
-            let _ = fs::write(path, before);
-        }
-        let _ = fs::remove_dir_all(crate_dir);
-        return Err(format!("{err}; nothing was changed"));
+    match result {
+        Ok(()) => Ok(journal),
+        Err(err) => match journal.undo() {
+            Ok(()) => Err(format!("{err}; nothing was changed")),
+            Err(undo) => Err(format!("{err}; {undo}")),
+        },
     }
-    Ok(())
 }
 
 /// The feature the main test suite serves: `cargo xtask new-feature`'s output,
@@ -383,7 +637,7 @@ pub(crate) const FIXTURE: (&str, &str) = ("notes", "tests/notes");
 pub(crate) fn refresh_fixture(root: &Path) -> Result<(), String> {
     let (name, dir) = FIXTURE;
     let dir = root.join(dir);
-    for (path, text) in render_crate(name)? {
+    for (path, text) in render_crate(name, &singular_of(name))? {
         let path = dir.join(path);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent)
@@ -421,7 +675,7 @@ mod tests {
 
     #[test]
     fn names_take_every_form_the_templates_need() {
-        let names = Names::new("pet-profiles");
+        let names = Names::new("pet-profiles", "pet-profile");
         assert_eq!(names.krate, "petsage-pet-profiles");
         assert_eq!(names.crate_ident, "petsage_pet_profiles");
         assert_eq!(names.ident, "pet_profiles");
@@ -437,7 +691,7 @@ mod tests {
     fn the_test_suites_feature_is_what_the_templates_render() {
         let (name, dir) = FIXTURE;
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(dir);
-        for (path, text) in render_crate(name).expect("renders") {
+        for (path, text) in render_crate(name, &singular_of(name)).expect("renders") {
             let committed = fs::read_to_string(dir.join(path)).unwrap_or_default();
             assert!(
                 committed == text,
@@ -448,8 +702,154 @@ mod tests {
     }
 
     #[test]
+    fn the_singular_is_derived_from_the_last_word() {
+        for (name, one) in [
+            ("pets", "pet"),
+            ("boxes", "box"),
+            ("categories", "category"),
+            ("classes", "class"),
+            ("pet-profiles", "pet-profile"),
+            ("people", "people"),
+            ("glass", "glass"),
+            ("s", "s"),
+        ] {
+            assert_eq!(singular_of(name), one, "{name}");
+        }
+        let names = Names::new("owners", "owner");
+        assert_eq!(
+            names.render("Create {{a_singular}}; fetch one {{singular}}"),
+            "Create an owner; fetch one owner"
+        );
+        let names = Names::new("pet-profiles", "pet-profile");
+        assert_eq!(
+            names.render("Create {{a_singular}}"),
+            "Create a pet profile"
+        );
+    }
+
+    /// A folder under the system's temporary one, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(label: &str) -> Self {
+            let dir = std::env::temp_dir().join(format!("xtask-{label}-{}", std::process::id()));
+            let _ = fs::remove_dir_all(&dir);
+            fs::create_dir_all(&dir).expect("mkdir");
+            Self(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Every file and folder under `root`, with each file's text.
+    fn tree(root: &Path) -> Vec<(PathBuf, Option<String>)> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(dir) = stack.pop() {
+            for entry in fs::read_dir(&dir).expect("readdir").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    out.push((path.clone(), None));
+                    stack.push(path);
+                } else {
+                    out.push((path.clone(), fs::read_to_string(&path).ok()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_failure_in_the_middle_undoes_every_write() {
+        let tmp = TempDir::new("rollback");
+        let root = &tmp.0;
+        fs::write(root.join("Cargo.toml"), "[workspace]\n").expect("write");
+        fs::write(root.join("blocker"), "a file, not a folder\n").expect("write");
+        let before = tree(root);
+        let changes = [
+            Change::Edit {
+                path: root.join("Cargo.toml"),
+                before: "[workspace]\n".to_owned(),
+                after: "[workspace]\nedited = true\n".to_owned(),
+                line: "edited = true\n".to_owned(),
+            },
+            Change::Create {
+                path: root.join("crates/petsage-x/src/lib.rs"),
+                text: "//! new\n".to_owned(),
+            },
+            // Its folder would be a file's child: this write fails.
+            Change::Create {
+                path: root.join("blocker/lib.rs"),
+                text: "//! never\n".to_owned(),
+            },
+        ];
+        let err = apply(&changes).err().expect("the third change fails");
+        assert!(err.ends_with("nothing was changed"), "{err}");
+        assert_eq!(tree(root), before, "everything written was undone");
+
+        let journal = apply(&changes[..2]).expect("two changes apply");
+        assert_ne!(tree(root), before);
+        journal.undo().expect("undone");
+        assert_eq!(tree(root), before, "a later failure is undone too");
+    }
+
+    #[test]
+    fn a_name_in_use_anywhere_is_named_in_one_line() {
+        let tmp = TempDir::new("existing");
+        let root = &tmp.0;
+        let write = |path: &str, text: &str| {
+            let path = root.join(path);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(path, text).expect("write");
+        };
+        write(
+            "Cargo.toml",
+            "[workspace]\nmembers = [\n  \"crates/*\",\n  \"tests/notes\",\n]\n\n\
+             [workspace.dependencies]\npetsage-notes = { path = \"tests/notes\" }\n",
+        );
+        write(
+            "crates/petsage-app/Cargo.toml",
+            "[package]\nname = \"petsage-app\"\n\n[dependencies]\npetsage-keys.workspace = true\n",
+        );
+        write(
+            "crates/petsage-db/Cargo.toml",
+            "[package]\nname = \"petsage-db\"\n",
+        );
+        write(
+            "tests/notes/Cargo.toml",
+            "[package]\nname = \"petsage-notes\"\n",
+        );
+        let taken = |name: &str| existing(root, &Names::new(name, name));
+        assert_eq!(
+            taken("notes"),
+            [
+                "crate in tests/notes/Cargo.toml",
+                "workspace member tests/notes",
+                "dependency key in Cargo.toml"
+            ]
+        );
+        assert_eq!(
+            taken("db"),
+            [
+                "folder crates/petsage-db",
+                "crate in crates/petsage-db/Cargo.toml"
+            ]
+        );
+        assert_eq!(
+            taken("keys"),
+            ["dependency key in crates/petsage-app/Cargo.toml"]
+        );
+        assert!(taken("pets").is_empty());
+    }
+
+    #[test]
     fn every_placeholder_is_filled() {
-        let names = Names::new("pets");
+        let names = Names::new("pets", "pet");
         for (path, template) in TEMPLATES {
             assert!(!names.render(template).contains("{{"), "{path}");
         }

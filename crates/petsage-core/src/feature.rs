@@ -178,6 +178,21 @@ impl Registration {
             .map(|arg| arg.get_id().to_string())
             .collect()
     }
+
+    /// `Err` with one line naming every setting that breaks the naming rule of
+    /// [`Registration::misnamed_settings`]: a feature with such settings must not start.
+    pub fn check_setting_names(&self) -> Result<(), String> {
+        let misnamed = self.misnamed_settings();
+        if misnamed.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "feature {name}: settings {} must be named {name}-… (id and flag) and PETSAGE_{}_… (variable)",
+            misnamed.join(", "),
+            self.name.replace('-', "_").to_uppercase(),
+            name = self.name,
+        ))
+    }
 }
 
 struct Step {
@@ -429,6 +444,14 @@ mod tests {
             Err("feature pet-profiles: warm up: cache is cold".to_owned())
         );
         assert_eq!(registration.misnamed_settings(), vec!["other".to_owned()]);
+        assert_eq!(
+            registration.check_setting_names(),
+            Err(
+                "feature pet-profiles: settings other must be named pet-profiles-… (id and flag) \
+                 and PETSAGE_PET_PROFILES_… (variable)"
+                    .to_owned()
+            )
+        );
     }
 
     #[test]

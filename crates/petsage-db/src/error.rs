@@ -1,9 +1,15 @@
 //! Database failures as HTTP answers: an unreachable or saturated database is
 //! a `503` with `Retry-After`, never a hang and never a `500`.
 
+use std::collections::BTreeMap;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use petsage_core::Problem;
+use utoipa::ToSchema as _;
+use utoipa::openapi::content::ContentBuilder;
+use utoipa::openapi::response::{Response, ResponseBuilder, ResponsesBuilder};
+use utoipa::openapi::{Ref, RefOr};
 
 /// A handler's error: a problem of its own making, or a database failure.
 #[derive(Debug)]
@@ -53,6 +59,27 @@ impl ResponseError for Error {
     }
 }
 
+/// The `503` every handler that reads or writes the database documents: name
+/// it in the `responses(...)` of its `#[utoipa::path]`, beside its own.
+pub struct Unavailable;
+
+impl utoipa::IntoResponses for Unavailable {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let body = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name(Problem::name())))
+            .build();
+        ResponsesBuilder::new()
+            .response(
+                "503",
+                ResponseBuilder::new()
+                    .description("The database is unavailable; retry after `Retry-After` seconds.")
+                    .content("application/problem+json", body),
+            )
+            .build()
+            .into()
+    }
+}
+
 /// The problem for a database failure: `503` with `Retry-After: 1` when the
 /// database is unreachable, busy or out of connections; `500` otherwise.
 /// Either way the cause goes to the log, never to the client.
@@ -94,6 +121,34 @@ fn is_unavailable(err: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The 503 as each handler used to spell it out.
+    #[utoipa::path(get, path = "/items", responses(
+        (status = 200, description = "Items."),
+        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+    ))]
+    fn spelled_out() {}
+
+    /// The same operation with the shared response set.
+    #[utoipa::path(get, path = "/items", responses(
+        (status = 200, description = "Items."),
+        Unavailable,
+    ))]
+    fn shared() {}
+
+    #[test]
+    fn the_shared_503_documents_what_each_handler_spelled_out() {
+        use utoipa::Path as _;
+        spelled_out();
+        shared();
+        let shared = __path_shared::operation().responses;
+        assert!(
+            shared == __path_spelled_out::operation().responses,
+            "the shared 503 differs from the spelled-out one"
+        );
+        let responses = &shared.responses;
+        assert_eq!(responses.keys().collect::<Vec<_>>(), ["200", "503"]);
+    }
 
     #[test]
     fn the_status_matches_the_answer_for_every_kind() {

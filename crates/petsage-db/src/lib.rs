@@ -24,7 +24,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::migrate::Migrator;
 use sqlx::{AnyPool, Connection as _, Executor as _};
 
-pub use error::{Error, problem};
+pub use error::{Error, Unavailable, problem};
 pub use settings::{DatabaseSettings, DatabaseUrl};
 
 /// Embeds the calling crate's migrations: `migrations/sqlite/` and `migrations/postgres/`.

@@ -69,17 +69,6 @@ impl Feature for Notes {
     fn openapi(&self) -> utoipa::openapi::OpenApi {
         NotesApi::openapi()
     }
-
-    // The database check comes with the database. A check of the feature's
-    // own goes here; readiness runs it on its schedule, under a timeout:
-    //
-    // fn health_checks(&self) -> Vec<petsage_core::HealthCheck> {
-    //     let store = self.store.clone();
-    //     vec![petsage_core::HealthCheck::non_critical("notes-search-index", move || {
-    //         let store = store.clone();
-    //         async move { store.count().await.map(drop).map_err(|e| e.to_string()) }
-    //     })]
-    // }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 /// Longest name, in characters.
 pub(crate) const NAME_MAX_CHARS: usize = 200;
 
-/// One stored notes item.
+/// One stored note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 #[schema(example = json!({"id": 1, "name": "Biscuit"}))]
 pub struct NotesItem {
@@ -19,7 +19,7 @@ pub struct NotesItem {
     pub name: String,
 }
 
-/// What a client sends to create a notes item.
+/// What a client sends to create a note.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Biscuit"}))]
@@ -33,7 +33,7 @@ pub struct NotesCreate {
     pub name: String,
 }
 
-/// What a client sends to replace a notes item (`PUT`): every field.
+/// What a client sends to replace a note (`PUT`): every field.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"name": "Biscuit the Brave"}))]
@@ -50,7 +50,7 @@ pub struct NotesUpdate {
 /// One page of notes, in id order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotesPage {
-    /// The items of this page.
+    /// The notes of this page.
     pub items: Vec<NotesItem>,
     /// Pass as `cursor` to get the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,7 +6,7 @@ use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use petsage_core::{FieldError, JsonBody, Problem};
-use petsage_db::Error;
+use petsage_db::{Error, Unavailable};
 
 use crate::model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
 use crate::store::{Store, decode_cursor};
@@ -63,7 +63,7 @@ fn paging(store: &Store, query: &[(String, String)]) -> Result<(u32, i64), Probl
 }
 
 fn not_found(id: i64) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, format!("no notes item with id {id}"))
+    Problem::new(StatusCode::NOT_FOUND, format!("no note with id {id}"))
 }
 
 /// Lists notes in a stable order, a page at a time.
@@ -78,9 +78,9 @@ fn not_found(id: i64) -> Problem {
         ("cursor" = Option<String>, Query, description = "The `next_cursor` of the previous page; absent for the first page.", pattern = "^[0-9a-f]{1,16}$"),
     ),
     responses(
-        (status = 200, description = "A page of items, in id order, and the cursor of the next page.", body = NotesPage),
+        (status = 200, description = "A page of notes, in id order, and the cursor of the next page.", body = NotesPage),
         (status = 422, description = "`limit` or `cursor` is not valid.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn list(
@@ -91,18 +91,18 @@ pub(crate) async fn list(
     Ok(Json(store.list(after, limit).await?))
 }
 
-/// Fetches one notes item by id.
+/// Fetches one note by id.
 #[utoipa::path(
     get,
     path = "/notes/{id}",
     operation_id = "notes_get",
     tag = "Notes",
-    summary = "Fetch one notes item",
-    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    summary = "Fetch one note",
+    params(("id" = i64, Path, description = "The note's id.", minimum = 1)),
     responses(
-        (status = 200, description = "The item.", body = NotesItem),
-        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The note.", body = NotesItem),
+        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesItem>, Error> {
@@ -110,21 +110,21 @@ pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesI
     Ok(Json(store.get(id).await?.ok_or_else(|| not_found(id))?))
 }
 
-/// Creates a notes item.
+/// Creates a note.
 #[utoipa::path(
     post,
     path = "/notes",
     operation_id = "notes_create",
     tag = "Notes",
-    summary = "Create a notes item",
+    summary = "Create a note",
     request_body = NotesCreate,
     responses(
-        (status = 201, description = "Created: the item, with `Location` naming its URL.", body = NotesItem,
-         headers(("Location" = String, description = "The new item's path."))),
+        (status = 201, description = "Created: the note, with `Location` naming its URL.", body = NotesItem,
+         headers(("Location" = String, description = "The new note's path."))),
         (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not a valid note: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn create(
@@ -139,22 +139,22 @@ pub(crate) async fn create(
         .json(item))
 }
 
-/// Replaces a notes item: every field is sent.
+/// Replaces a note: every field is sent.
 #[utoipa::path(
     put,
     path = "/notes/{id}",
     operation_id = "notes_replace",
     tag = "Notes",
-    summary = "Replace a notes item",
-    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    summary = "Replace a note",
+    params(("id" = i64, Path, description = "The note's id.", minimum = 1)),
     request_body = NotesUpdate,
     responses(
-        (status = 200, description = "Replaced: the item as it is now.", body = NotesItem),
-        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "Replaced: the note as it is now.", body = NotesItem),
+        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "The body is not a valid item: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "The body is not a valid note: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn replace(
@@ -167,18 +167,18 @@ pub(crate) async fn replace(
     Ok(Json(item.ok_or_else(|| not_found(id))?))
 }
 
-/// Deletes a notes item.
+/// Deletes a note.
 #[utoipa::path(
     delete,
     path = "/notes/{id}",
     operation_id = "notes_delete",
     tag = "Notes",
-    summary = "Delete a notes item",
-    params(("id" = i64, Path, description = "The item's id.", minimum = 1)),
+    summary = "Delete a note",
+    params(("id" = i64, Path, description = "The note's id.", minimum = 1)),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 404, description = "No item has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable; retry after `Retry-After` seconds.", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        Unavailable,
     )
 )]
 pub(crate) async fn delete(store: Data<Store>, id: Path<i64>) -> Result<HttpResponse, Error> {
