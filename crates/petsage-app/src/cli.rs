@@ -62,14 +62,8 @@ pub fn command(features: &[Registration]) -> Command {
 /// Runs the command line against `features`, returning the process exit code.
 pub fn main(features: Vec<Registration>) -> ExitCode {
     for feature in &features {
-        let misnamed = feature.misnamed_settings();
-        if !misnamed.is_empty() {
-            eprintln!(
-                "petsage-app: feature {name}: settings {} must be named {name}-… (id and flag) and PETSAGE_{}_… (variable)",
-                misnamed.join(", "),
-                feature.name().replace('-', "_").to_uppercase(),
-                name = feature.name(),
-            );
+        if let Err(err) = feature.check_setting_names() {
+            eprintln!("petsage-app: {err}");
             return ExitCode::FAILURE;
         }
     }
