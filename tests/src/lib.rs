@@ -17,13 +17,15 @@ pub mod lb;
 pub mod load;
 pub mod oidc;
 pub mod pg;
+pub mod whoami;
 pub mod wrk;
 
 /// The features the test app serves: PetSage's own; the generated `notes`
 /// feature (a database-backed resource, rendered from the generator's
 /// templates) unless `PETSAGE_TEST_NOTES=off`; and the test-only faults
-/// unless `PETSAGE_TEST_FAULTS=off`. With both off it serves exactly what
-/// `petsage-app` does.
+/// unless `PETSAGE_TEST_FAULTS=off`; and, with `PETSAGE_TEST_WHOAMI=on`, one
+/// protected route (it then needs the identity settings). With notes and
+/// faults off it serves exactly what `petsage-app` does.
 pub fn features() -> petsage_app::Features {
     let mut features = petsage_app::features();
     if std::env::var("PETSAGE_TEST_NOTES").as_deref() != Ok("off") {
@@ -31,6 +33,9 @@ pub fn features() -> petsage_app::Features {
     }
     if std::env::var("PETSAGE_TEST_FAULTS").as_deref() != Ok("off") {
         features.push(petsage_core::register::<faults::Faults>());
+    }
+    if std::env::var("PETSAGE_TEST_WHOAMI").as_deref() == Ok("on") {
+        features.push(petsage_core::register::<whoami::Whoami>());
     }
     features
 }
