@@ -68,7 +68,8 @@ fn tokens_from_a_real_provider_are_accepted_and_every_forgery_refused() {
     // RFC 6750, each with a problem body carrying the request ID.
     let alice = provider.token("alice", "alice-secret", "notes:read");
     let pets_only = provider.token("alice", "alice-secret", "pets:read");
-    let cases: Vec<(&str, Vec<(&str, String)>, StatusCode, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, String)>, StatusCode, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "no token",
             vec![],
