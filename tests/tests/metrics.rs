@@ -228,8 +228,13 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
 
 #[test]
 fn the_dashboard_and_the_alert_rules_read_only_series_the_service_serves() {
+    // With a protected route, so the identity platform's series are served
+    // (its provider is unreachable here: the key set stays unfetched).
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical")
+        .env("PETSAGE_TEST_WHOAMI", "on")
+        .env("PETSAGE_AUTH_ISSUER", "http://127.0.0.1:9")
+        .env("PETSAGE_AUTH_AUDIENCES", "notes")
         .start();
     server.get("/api/v1/health");
     let scrape = server.get("/metrics").body;
