@@ -4,6 +4,18 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+/// The values a group of flags `T` takes with no flag and no environment
+/// variable set: its `#[arg]` defaults stay the one source of a `Default`.
+///
+/// Panics when a default does not parse, a bug in `T`'s attributes.
+pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
+    let flags = T::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
+    flags
+        .try_get_matches_from(["defaults"])
+        .and_then(|matches| T::from_arg_matches(&matches))
+        .unwrap_or_else(|err| panic!("the flags' defaults do not parse: {err}"))
+}
+
 /// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
     const EXPECTED: &str = "expected a duration such as 500ms, 2s or 2 (seconds)";

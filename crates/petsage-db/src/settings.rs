@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args as _, FromArgMatches as _};
+use clap::ArgAction;
 use petsage_core::settings::{parse_bool, parse_duration};
 
 /// Where the database is and how the pool behaves.
@@ -38,16 +38,9 @@ pub struct DatabaseSettings {
 }
 
 impl Default for DatabaseSettings {
-    /// The flags' own defaults: what the command line gives with no flag and
-    /// no environment variable set. The `#[arg]` attributes above are their
-    /// one source.
+    /// The flags' own defaults, with no flag and no environment variable set.
     fn default() -> Self {
-        let flags =
-            Self::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
-        flags
-            .try_get_matches_from(["defaults"])
-            .and_then(|matches| Self::from_arg_matches(&matches))
-            .unwrap_or_else(|err| panic!("the database flags' defaults do not parse: {err}"))
+        petsage_core::settings::defaults()
     }
 }
 

@@ -5,7 +5,7 @@
 //! auth metrics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::FutureExt;
@@ -140,11 +140,7 @@ impl Identity {
     /// Fetches the key set now; a failure keeps the keys in use.
     pub async fn fetch(&self) {
         let shared = {
-            let mut fetching = self
-                .inner
-                .fetching
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut fetching = lock(&self.inner.fetching);
             fetching
                 .in_flight
                 .get_or_insert_with(|| self.clone().fetch_once().boxed().shared())
@@ -158,11 +154,7 @@ impl Identity {
     /// the same time share one fetch. Whether a fetch happened.
     pub async fn refetch_for_unknown_key(&self) -> bool {
         let shared = {
-            let mut fetching = self
-                .inner
-                .fetching
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
+            let mut fetching = lock(&self.inner.fetching);
             match &fetching.in_flight {
                 Some(in_flight) => in_flight.clone(),
                 None => {
@@ -199,27 +191,15 @@ impl Identity {
                 );
                 self.set_keys(keys);
                 self.inner.counters.refreshed(true);
-                *self
-                    .inner
-                    .last_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = None;
+                *lock(&self.inner.last_failure) = None;
             }
             Err(err) => {
                 log::warn!("identity: cannot fetch the key set: {err}");
                 self.inner.counters.refreshed(false);
-                *self
-                    .inner
-                    .last_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(err);
+                *lock(&self.inner.last_failure) = Some(err);
             }
         }
-        self.inner
-            .fetching
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .in_flight = None;
+        lock(&self.inner.fetching).in_flight = None;
     }
 
     async fn refresh_every(self, interval: Duration) {
@@ -236,11 +216,7 @@ impl Identity {
         HealthCheck::non_critical("auth-keys", move || {
             let identity = identity.clone();
             async move {
-                let failure = identity
-                    .inner
-                    .last_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
+                let failure = lock(&identity.inner.last_failure)
                     .clone();
                 let age = identity.keys().map(|(keys, _)| {
                     SystemTime::now()
@@ -263,6 +239,11 @@ impl Identity {
         })
         .component_type("component")
     }
+}
+
+/// `mutex`'s value; a panic while it was held leaves nothing half-done here.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Discovery (unless `jwks_url` is given), then the key set. Blocking.

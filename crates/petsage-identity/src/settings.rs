@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use clap::{Args as _, FromArgMatches as _};
 use jsonwebtoken::Algorithm;
 use petsage_core::settings::parse_duration;
 
@@ -48,12 +47,7 @@ pub struct IdentitySettings {
 impl Default for IdentitySettings {
     /// The flags' own defaults, with no flag and no environment variable set.
     fn default() -> Self {
-        let flags =
-            Self::augment_args(clap::Command::new("defaults")).mut_args(|arg| arg.env(None));
-        flags
-            .try_get_matches_from(["defaults"])
-            .and_then(|matches| Self::from_arg_matches(&matches))
-            .unwrap_or_else(|err| panic!("the identity flags' defaults do not parse: {err}"))
+        petsage_core::settings::defaults()
     }
 }
 

@@ -249,13 +249,14 @@ mod tests {
         }
 
         let text = metrics.encode().expect("encodes");
-        for line in [
-            "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"200\"} 2",
-            "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"431\"} 1",
-            "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
-            "petsage_http_requests_in_flight 0",
-        ] {
-            assert!(text.contains(line), "{line} missing from:\n{text}");
-        }
+        crate::metrics::tests::assert_lines(
+            &text,
+            &[
+                "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"200\"} 2",
+                "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"431\"} 1",
+                "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+                "petsage_http_requests_in_flight 0",
+            ],
+        );
     }
 }

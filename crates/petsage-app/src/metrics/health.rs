@@ -84,32 +84,41 @@ impl Collector for HealthCollector {
             |check| ConstCounter::new(check.failed_runs),
         )?;
 
-        let mut phases = encoder.encode_descriptor(
-            "petsage_phase",
-            "The instance's phase: 1 for the current one",
-            None,
-            MetricType::Gauge,
-        )?;
-        for each in Phase::ALL {
-            ConstGauge::new(i64::from(phase == each)).encode(phases.encode_family(
-                &PhaseLabels {
-                    phase: each.as_str(),
-                },
-            )?)?;
-        }
-
-        let mut build = encoder.encode_descriptor(
-            "petsage_build_info",
-            "The running build: always 1, with its version and git commit as labels",
-            None,
-            MetricType::Gauge,
-        )?;
-        ConstGauge::new(1).encode(build.encode_family(&BuildLabels {
-            version: petsage_health::VERSION,
-            git_commit: petsage_health::GIT_COMMIT,
-        })?)?;
-        Ok(())
+        encode_phase(&mut encoder, phase)?;
+        encode_build(&mut encoder)
     }
+}
+
+/// `petsage_phase`: 1 for the instance's current phase, 0 for the others.
+fn encode_phase(encoder: &mut DescriptorEncoder<'_>, phase: Phase) -> Result<(), FmtError> {
+    let mut phases = encoder.encode_descriptor(
+        "petsage_phase",
+        "The instance's phase: 1 for the current one",
+        None,
+        MetricType::Gauge,
+    )?;
+    for each in Phase::ALL {
+        ConstGauge::new(i64::from(phase == each)).encode(phases.encode_family(
+            &PhaseLabels {
+                phase: each.as_str(),
+            },
+        )?)?;
+    }
+    Ok(())
+}
+
+/// `petsage_build_info`: always 1, with the version and git commit as labels.
+fn encode_build(encoder: &mut DescriptorEncoder<'_>) -> Result<(), FmtError> {
+    let mut build = encoder.encode_descriptor(
+        "petsage_build_info",
+        "The running build: always 1, with its version and git commit as labels",
+        None,
+        MetricType::Gauge,
+    )?;
+    ConstGauge::new(1).encode(build.encode_family(&BuildLabels {
+        version: petsage_health::VERSION,
+        git_commit: petsage_health::GIT_COMMIT,
+    })?)
 }
 
 /// One series per check, labelled `check`, with `value` of each.

@@ -244,14 +244,15 @@ mod tests {
             HttpResponse::NotFound().finish(),
         ));
         let text = metrics.encode().expect("encodes");
-        for line in [
-            "petsage_http_requests_total{method=\"GET\",route=\"/api/v1/pets/{id}\",status=\"200\"} 3",
-            "petsage_http_requests_total{method=\"GET\",route=\"/api/v1/pets/{id}\",status=\"404\"} 1",
-            "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
-            "petsage_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/pets/{id}\"} 4",
-            "petsage_http_requests_in_flight 0",
-        ] {
-            assert!(text.contains(line), "{line} missing from:\n{text}");
-        }
+        crate::metrics::tests::assert_lines(
+            &text,
+            &[
+                "petsage_http_requests_total{method=\"GET\",route=\"/api/v1/pets/{id}\",status=\"200\"} 3",
+                "petsage_http_requests_total{method=\"GET\",route=\"/api/v1/pets/{id}\",status=\"404\"} 1",
+                "petsage_http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1",
+                "petsage_http_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/pets/{id}\"} 4",
+                "petsage_http_requests_in_flight 0",
+            ],
+        );
     }
 }

@@ -108,7 +108,14 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, metrics: Data<Metrics>) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    /// Fails naming the first of `lines` that `text` lacks, with the text.
+    pub(crate) fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+    }
+
     use super::*;
     use std::time::Duration;
 
@@ -136,29 +143,31 @@ mod tests {
         monitor.set_phase(Phase::Serving);
         let metrics = Metrics::new(Arc::clone(&monitor), Vec::new());
         let text = metrics.encode().expect("encodes");
-        for line in [
-            "petsage_health_status 0",
-            "petsage_health_check_up{check=\"db\"} 0",
-            "petsage_health_check_failures_total{check=\"db\"} 1",
-            "petsage_phase{phase=\"serving\"} 1",
-            "petsage_phase{phase=\"draining\"} 0",
-            "petsage_http_requests_in_flight 0",
-        ] {
-            assert!(text.contains(line), "{line} missing from:\n{text}");
-        }
+        crate::metrics::tests::assert_lines(
+            &text,
+            &[
+                "petsage_health_status 0",
+                "petsage_health_check_up{check=\"db\"} 0",
+                "petsage_health_check_failures_total{check=\"db\"} 1",
+                "petsage_phase{phase=\"serving\"} 1",
+                "petsage_phase{phase=\"draining\"} 0",
+                "petsage_http_requests_in_flight 0",
+            ],
+        );
         assert!(
             text.contains("petsage_build_info{version="),
             "petsage_build_info missing from:\n{text}"
         );
         #[cfg(target_os = "linux")]
-        for name in [
-            "process_cpu_seconds_total ",
-            "process_resident_memory_bytes ",
-            "process_open_fds ",
-            "process_start_time_seconds ",
-        ] {
-            assert!(text.contains(name), "{name} missing from:\n{text}");
-        }
+        crate::metrics::tests::assert_lines(
+            &text,
+            &[
+                "process_cpu_seconds_total ",
+                "process_resident_memory_bytes ",
+                "process_open_fds ",
+                "process_start_time_seconds ",
+            ],
+        );
         monitor.stop();
     }
 }
