@@ -484,6 +484,81 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<String>
     Ok(String::from_utf8_lossy(&reply).into_owned())
 }
 
+/// A raw HTTP/1.1 connection kept open between requests: [`raw_exchange`]
+/// for many requests on one connection. Each reply is framed by its
+/// `Content-Length` (a chunked reply is an error), so the loop never waits
+/// for the server to close.
+pub struct RawConnection {
+    stream: std::net::TcpStream,
+    /// Bytes read past the end of the last reply.
+    buffer: Vec<u8>,
+}
+
+impl RawConnection {
+    /// Connects to `addr`; every read then waits at most 5 s.
+    pub fn connect(addr: SocketAddr) -> std::io::Result<Self> {
+        let stream = std::net::TcpStream::connect(addr)?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_nodelay(true)?;
+        Ok(Self {
+            stream,
+            buffer: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Sends `request` (which must leave the connection open) and reads one
+    /// reply whole: its status code.
+    pub fn exchange(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use std::io::{Error, ErrorKind, Read, Write};
+        self.stream.write_all(request)?;
+        let mut chunk = [0_u8; 4096];
+        let head_end = loop {
+            if let Some(i) = self.buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "closed before a reply",
+                ));
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&self.buffer[..head_end]).into_owned();
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .ok_or_else(|| Error::new(ErrorKind::InvalidData, format!("no status in {head:?}")))?;
+        let mut length = None;
+        for line in head.lines().skip(1) {
+            if let Some((name, value)) = line.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse::<usize>().ok();
+                } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                    return Err(Error::new(ErrorKind::InvalidData, "a chunked reply"));
+                }
+            }
+        }
+        let length = length.ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidData,
+                format!("no Content-Length in {head:?}"),
+            )
+        })?;
+        while self.buffer.len() < head_end + length {
+            let n = self.stream.read(&mut chunk)?;
+            if n == 0 {
+                return Err(Error::new(ErrorKind::UnexpectedEof, "closed within a body"));
+            }
+            self.buffer.extend_from_slice(&chunk[..n]);
+        }
+        self.buffer.drain(..head_end + length);
+        Ok(status)
+    }
+}
+
 /// Starts `command`, a tool that listens on `127.0.0.1:port`, with its
 /// output discarded, and waits up to `limit` until it listens. Panics naming
 /// `what` (and `install`, how to get it) if it cannot start or never listens.
@@ -530,4 +605,38 @@ pub fn run_to_exit(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_raw_connection_reads_each_reply_by_its_length_and_keeps_the_rest() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binds");
+        let addr = listener.local_addr().expect("has address");
+        let server = thread::spawn(move || {
+            let (mut stream, _) = listener.accept().expect("accepts");
+            let mut request = [0_u8; 256];
+            let _ = stream.read(&mut request).expect("reads");
+            // Both replies in one write: the second must wait in the buffer.
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
+                .expect("writes");
+            let _ = stream.read(&mut request).expect("reads");
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+                .expect("writes");
+        });
+        let mut connection = RawConnection::connect(addr).expect("connects");
+        let get = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n";
+        assert_eq!(connection.exchange(get).expect("first reply"), 200);
+        assert_eq!(connection.exchange(get).expect("second reply"), 404);
+        assert!(
+            connection.exchange(get).is_err(),
+            "a chunked reply is refused"
+        );
+        server.join().expect("server thread");
+    }
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--duration SECS]`: builds the release
+//! `cargo xtask bench [--quick] [--duration SECS] [--instructions] [--old DIR]`: builds the release
 //! binaries and runs the bench (`tests/src/bin/petsage-bench`), which lives
 //! beside the test harness it shares.
 
@@ -7,12 +7,14 @@ use std::process::Command;
 
 /// Builds PetSage, the baselines and the bench in release, then runs the bench with `args`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
-    for (tool, package) in [
-        ("wrk", "wrk"),
-        ("taskset", "util-linux"),
-        ("psql", "postgresql-client"),
+    let instructions_only = args.iter().any(|a| a == "--instructions");
+    for (tool, package, needed) in [
+        ("wrk", "wrk", !instructions_only),
+        ("taskset", "util-linux", !instructions_only),
+        ("psql", "postgresql-client", !instructions_only),
+        ("valgrind", "valgrind", true),
     ] {
-        if !crate::on_path(tool) {
+        if needed && !crate::on_path(tool) {
             return Err(format!(
                 "bench needs {tool}; install it with: sudo apt-get install -y {package} (cargo xtask ci installs it too)"
             ));

@@ -18,10 +18,14 @@ tasks:
           warnings denied, and every test: the one command to run before
           pushing. --quick installs nothing and runs fmt, clippy and the tests
           that need no outside tool
-  bench [--quick] [--duration SECS]
-          release-build PetSage and a bare actix-web baseline, load both with
-          wrk in interleaved rounds on pinned cores, print the table and write
-          target/bench/report.md and report.json
+  bench [--quick] [--duration SECS] [--instructions] [--old DIR]
+          release-build PetSage and bare actix-web baselines, load them with
+          wrk in interleaved rounds on pinned cores, time cold starts, count
+          instructions per request under callgrind, print the tables and write
+          target/bench/report.md and report.json. --quick: short rounds (what
+          CI runs); --instructions: instruction counts only; --old DIR: add
+          rows for the petsage-app and petsage-test-app of an older release
+          build in DIR
   soak [--secs N]
           the load and rolling-restart scenarios for N seconds each (default 300)
   new-feature <name> [--singular <word>] [--dry-run]

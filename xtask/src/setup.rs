@@ -72,6 +72,11 @@ const TOOLS: &[Tool] = &[
         program: "taskset",
         package: "util-linux",
     },
+    // The bench's instruction counts (callgrind, and callgrind_control from the same package).
+    Tool {
+        program: "valgrind",
+        package: "valgrind",
+    },
 ];
 
 /// The local server the database tests and the bench create databases on,

@@ -6,11 +6,14 @@
 //! Servers run on core 0 (`taskset -c 0`, one worker each), wrk on core 1.
 //! Beside requests/s it reports each server's CPU time per request, read from
 //! `/proc/PID/stat`, which stays steady on a noisy machine when throughput
-//! does not. Writes `target/bench/report.md` and `report.json`.
+//! does not, and each server's instructions per request under callgrind,
+//! which repeat from run to run. With `--old DIR`, an older build's rows run
+//! beside this build's. Writes `target/bench/report.md` and `report.json`.
 //!
 //! Run from the workspace root, from `target/release/` (it starts the
 //! release binaries beside it): `cargo xtask bench` builds and runs it.
 
+mod instructions;
 mod options;
 mod process;
 mod report;
@@ -20,14 +23,19 @@ mod targets;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use options::Options;
+use instructions::{Count, Row};
+use options::{Options, USAGE};
 use process::{BenchDatabase, Pinned};
-use report::Report;
+use report::{ColdStarts, Report, RpsRun};
 use stats::{Sample, median, median_sample, paired_ratios};
-use targets::{TARGETS, target_index};
+use targets::{NOTE, target_index, targets};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match Options::parse(&args).and_then(|options| run(&options)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -45,102 +53,76 @@ fn release_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| "the bench binary has no folder".to_owned())
 }
 
+/// One build's servers.
+struct Build {
+    app: PathBuf,
+    test_app: PathBuf,
+}
+
+impl Build {
+    /// The build whose binaries are in `dir`; fails naming a missing one.
+    fn in_dir(dir: &Path) -> Result<Self, String> {
+        let build = Self {
+            app: dir.join("petsage-app"),
+            test_app: dir.join("petsage-test-app"),
+        };
+        for binary in [&build.app, &build.test_app] {
+            if !binary.is_file() {
+                return Err(format!(
+                    "no {} (a release build's folder?)",
+                    binary.display()
+                ));
+            }
+        }
+        Ok(build)
+    }
+}
+
+/// The three checks the readiness rows register, one taking 200 ms.
+const CHECKS: &str = "db:critical,queue:critical:slow,cache:non-critical";
+
+/// An empty SQLite folder under `target/bench`, and its database URL.
+fn fresh_sqlite(target: &Path, name: &str) -> (String, String) {
+    let dir = target.join("bench").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir = dir.display().to_string();
+    let url = format!("sqlite://{dir}/petsage.db?mode=rwc");
+    (dir, url)
+}
+
 fn run(options: &Options) -> Result<(), String> {
     let release = release_dir()?;
     let target = release.parent().ok_or("no target folder")?.to_path_buf();
-    let app = release.join("petsage-app");
-    let test_app = release.join("petsage-test-app");
+    let new = Build::in_dir(&release)?;
     let baseline = release.join("petsage-baseline");
+    let old = options.old.as_deref().map(Build::in_dir).transpose()?;
 
-    // The database rows read one note through the generated feature (the
-    // test app's `notes`) and through bare actix-web + sqlx, on the same file
-    // or database, with the same query.
-    let sqlite_dir = target.join("bench/sqlite");
-    let _ = std::fs::remove_dir_all(&sqlite_dir);
-    let sqlite_dir = sqlite_dir.display().to_string();
-    let sqlite_url = format!("sqlite://{sqlite_dir}/petsage.db?mode=rwc");
-    let postgres = BenchDatabase::create()?;
-    let notes_sqlite = Pinned::start(
-        &test_app,
-        &[],
-        &[
-            ("PETSAGE_TEST_FAULTS", "off"),
-            ("PETSAGE_DATA_DIR", &sqlite_dir),
-        ],
-    )?;
-    notes_sqlite.seed_note()?;
-    let notes_postgres = Pinned::start(
-        &test_app,
-        &[],
-        &[
-            ("PETSAGE_TEST_FAULTS", "off"),
-            ("PETSAGE_DATABASE_URL", &postgres.url),
-        ],
-    )?;
-    notes_postgres.seed_note()?;
-
-    // Indexed by `Target::server`.
-    let servers = [
-        Pinned::start(&baseline, &[], &[])?,
-        Pinned::start(&app, &[], &[])?,
-        Pinned::start(
-            &test_app,
-            &[],
-            &[
-                ("PETSAGE_TEST_NOTES", "off"),
-                (
-                    "PETSAGE_TEST_CHECKS",
-                    "db:critical,queue:critical:slow,cache:non-critical",
-                ),
-            ],
-        )?,
-        Pinned::start(&baseline, &["--database-url", &sqlite_url], &[])?,
-        notes_sqlite,
-        Pinned::start(&baseline, &["--database-url", &postgres.url], &[])?,
-        notes_postgres,
-        Pinned::start(&app, &[], &[("PETSAGE_METRICS", "false")])?,
-    ];
-    let rss_idle_kb = servers[1].status_kb("VmRSS")?;
-
-    eprintln!("bench: warm-up");
-    for target in TARGETS {
-        servers[target.server].load(target.path, 1)?;
-    }
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); TARGETS.len()];
-    for round in 1..=options.rounds {
-        // Rotate the order each round, so no target always follows the same one.
-        for k in 0..TARGETS.len() {
-            let i = (k + round) % TARGETS.len();
-            let target = &TARGETS[i];
-            eprintln!("bench: round {round}/{} {}", options.rounds, target.label);
-            samples[i].push(servers[target.server].load(target.path, options.duration)?);
+    let rps = if options.rps {
+        Some(rps_run(options, &target, &new, old.as_ref(), &baseline)?)
+    } else {
+        None
+    };
+    let instructions = if options.instructions {
+        if let Some(missing) = instructions::tools_missing() {
+            return Err(missing);
         }
-    }
-    let rss_peak_kb = servers[1].status_kb("VmHWM")?;
-    eprintln!("bench: scrapes of /metrics under 256 connections of load");
-    let scrapes_ms = servers[1].scrapes_under_load(options.duration.max(3))?;
-    drop(servers);
-    drop(postgres);
-
-    eprintln!("bench: {} cold starts", options.starts);
-    let mut starts_ms = Vec::new();
-    for _ in 0..options.starts {
-        starts_ms.push(process::cold_start(&app)?);
-    }
+        // The database rows' counts vary from run to run: three runs each, but one in --quick.
+        let db_runs = if options.quick { 1 } else { 3 };
+        Some(instruction_counts(
+            &target,
+            &new,
+            old.as_ref(),
+            &baseline,
+            db_runs,
+        )?)
+    } else {
+        None
+    };
 
     let report = Report {
-        medians: samples.iter().map(|s| median_sample(s)).collect(),
-        ratios: TARGETS
-            .iter()
-            .zip(&samples)
-            .map(|(target, s)| paired_ratios(s, &samples[target_index(target.baseline)]))
-            .collect(),
-        cold_start_ms: median(&mut starts_ms),
-        scrape_median_ms: median(&mut scrapes_ms.clone()),
-        scrape_max_ms: scrapes_ms.iter().copied().fold(0.0, f64::max),
-        rss_idle_kb,
-        rss_peak_kb,
-        binary_bytes: std::fs::metadata(&app).map(|m| m.len()).unwrap_or(0),
+        rps,
+        instructions,
+        binary_bytes: std::fs::metadata(&new.app).map(|m| m.len()).unwrap_or(0),
         options,
         machine: report::Machine::read(),
         revision: report::git_revision(),
@@ -153,4 +135,277 @@ fn run(options: &Options) -> Result<(), String> {
     println!("{markdown}");
     eprintln!("bench: wrote {}/report.md and report.json", dir.display());
     Ok(())
+}
+
+/// The notes server of `build` on `env`'s database, with the bench note created.
+fn notes_server(build: &Build, env: (&str, &str)) -> Result<Pinned, String> {
+    let server = Pinned::start(&build.test_app, &[], &[("PETSAGE_TEST_FAULTS", "off"), env])?;
+    server.seed_note()?;
+    Ok(server)
+}
+
+/// The wrk rounds over every target, the scrapes under load and the cold starts.
+fn rps_run(
+    options: &Options,
+    target: &Path,
+    new: &Build,
+    old: Option<&Build>,
+    baseline: &Path,
+) -> Result<RpsRun, String> {
+    let targets = targets(old.is_some());
+    // The database rows read one note through the generated feature (the
+    // test app's `notes`) and through bare actix-web + sqlx, on the same file
+    // or database, with the same query.
+    let (sqlite_dir, sqlite_url) = fresh_sqlite(target, "sqlite");
+    let postgres = BenchDatabase::create("")?;
+    let checks = [
+        ("PETSAGE_TEST_NOTES", "off"),
+        ("PETSAGE_TEST_CHECKS", CHECKS),
+    ];
+
+    // The notes servers first: they create the schema their baselines read.
+    let notes_sqlite = notes_server(new, ("PETSAGE_DATA_DIR", &sqlite_dir))?;
+    let notes_postgres = notes_server(new, ("PETSAGE_DATABASE_URL", &postgres.url))?;
+    // Indexed by `Target::server`.
+    let mut servers = vec![
+        Pinned::start(baseline, &[], &[])?,
+        Pinned::start(&new.app, &[], &[])?,
+        Pinned::start(&new.test_app, &[], &checks)?,
+        Pinned::start(baseline, &["--database-url", &sqlite_url], &[])?,
+        notes_sqlite,
+        Pinned::start(baseline, &["--database-url", &postgres.url], &[])?,
+        notes_postgres,
+        Pinned::start(&new.app, &[], &[("PETSAGE_METRICS", "false")])?,
+        Pinned::start(baseline, &["--same-headers"], &[])?,
+    ];
+    // The older build reads its own note, on a file and a database of its own.
+    let old_postgres = match old {
+        Some(old) => {
+            let (old_sqlite_dir, _) = fresh_sqlite(target, "sqlite-old");
+            let old_postgres = BenchDatabase::create("_old")?;
+            servers.extend([
+                Pinned::start(&old.app, &[], &[])?,
+                Pinned::start(&old.test_app, &[], &checks)?,
+                notes_server(old, ("PETSAGE_DATA_DIR", &old_sqlite_dir))?,
+                notes_server(old, ("PETSAGE_DATABASE_URL", &old_postgres.url))?,
+            ]);
+            Some(old_postgres)
+        }
+        None => None,
+    };
+    let rss_idle_kb = servers[1].status_kb("VmRSS")?;
+
+    eprintln!("bench: warm-up");
+    for target in &targets {
+        servers[target.server].load(target.path, 1)?;
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); targets.len()];
+    for round in 1..=options.rounds {
+        // Rotate the order each round, so no target always follows the same one.
+        for k in 0..targets.len() {
+            let i = (k + round) % targets.len();
+            let target = targets[i];
+            eprintln!("bench: round {round}/{} {}", options.rounds, target.label);
+            samples[i].push(servers[target.server].load(target.path, options.duration)?);
+        }
+    }
+    let rss_peak_kb = servers[1].status_kb("VmHWM")?;
+    eprintln!("bench: scrapes of /metrics under 256 connections of load");
+    let scrapes_ms = servers[1].scrapes_under_load(options.duration.max(3))?;
+    drop(servers);
+    drop(postgres);
+    drop(old_postgres);
+
+    let cold_starts = cold_starts(options.starts, new, old, baseline)?;
+    let sample_of = |id: &str| &samples[target_index(&targets, id)];
+    Ok(RpsRun {
+        medians: samples.iter().map(|s| median_sample(s)).collect(),
+        ratios: targets
+            .iter()
+            .map(|target| paired_ratios(sample_of(target.id), sample_of(target.baseline)))
+            .collect(),
+        against_old: targets
+            .iter()
+            .filter_map(|target| {
+                let new = target.old_of?;
+                Some((new, paired_ratios(sample_of(new), sample_of(target.id))))
+            })
+            .collect(),
+        targets,
+        cold_starts,
+        scrape_median_ms: median(&mut scrapes_ms.clone()),
+        scrape_max_ms: scrapes_ms.iter().copied().fold(0.0, f64::max),
+        rss_idle_kb,
+        rss_peak_kb,
+    })
+}
+
+/// Cold starts of PetSage, of the bare baseline with as many workers as
+/// PetSage starts by default (one per CPU), and of the older build,
+/// interleaved so a drift of the machine touches each alike.
+fn cold_starts(
+    starts: usize,
+    new: &Build,
+    old: Option<&Build>,
+    baseline: &Path,
+) -> Result<ColdStarts, String> {
+    eprintln!("bench: {starts} cold starts of each server");
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZeroUsize::get)
+        .to_string();
+    let (mut app, mut bare, mut previous) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..starts {
+        app.push(process::cold_start(&new.app, &[])?);
+        bare.push(process::cold_start(baseline, &["--workers", &workers])?);
+        if let Some(old) = old {
+            previous.push(process::cold_start(&old.app, &[])?);
+        }
+    }
+    Ok(ColdStarts {
+        app_ms: median(&mut app),
+        baseline_ms: median(&mut bare),
+        old_ms: old.map(|_| median(&mut previous)),
+        baseline_workers: workers,
+    })
+}
+
+/// Every instruction row: both baselines, health, ready with three checks,
+/// and a note read on SQLite with its baseline; the older build's PetSage
+/// rows beside them.
+fn instruction_counts(
+    target: &Path,
+    new: &Build,
+    old: Option<&Build>,
+    baseline: &Path,
+    db_runs: usize,
+) -> Result<Vec<Count>, String> {
+    let dumps = target.join("bench/callgrind");
+    let _ = std::fs::remove_dir_all(&dumps);
+    std::fs::create_dir_all(&dumps).map_err(|e| format!("{}: {e}", dumps.display()))?;
+    let (sqlite_dir, sqlite_url) = fresh_sqlite(target, "sqlite-instructions");
+    // Each build's note is created without valgrind, before the counted runs.
+    drop(notes_server(new, ("PETSAGE_DATA_DIR", &sqlite_dir))?);
+    let row = |id,
+               label,
+               baseline_id,
+               path,
+               binary: &Path,
+               args: &[&str],
+               env: &[(&'static str, &str)]| Row {
+        id,
+        label,
+        baseline: baseline_id,
+        path,
+        binary: binary.to_path_buf(),
+        args: args.iter().map(|a| (*a).to_owned()).collect(),
+        env: env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
+        runs: if path == NOTE { db_runs } else { 1 },
+    };
+    let checks: [(&'static str, &str); 2] = [
+        ("PETSAGE_TEST_NOTES", "off"),
+        ("PETSAGE_TEST_CHECKS", CHECKS),
+    ];
+    let health = "/api/v1/health";
+    let ready = "/api/v1/health/ready";
+    let mut rows = vec![
+        row(
+            "baseline",
+            "baseline (bare actix-web)",
+            "baseline",
+            health,
+            baseline,
+            &["--workers", "1"],
+            &[],
+        ),
+        row(
+            "same_headers",
+            "baseline sending a health poll's headers (--same-headers)",
+            "baseline",
+            health,
+            baseline,
+            &["--workers", "1", "--same-headers"],
+            &[],
+        ),
+        row(
+            "health",
+            "/api/v1/health",
+            "same_headers",
+            health,
+            &new.app,
+            &[],
+            &[],
+        ),
+        row(
+            "ready",
+            "/api/v1/health/ready (3 checks)",
+            "same_headers",
+            ready,
+            &new.test_app,
+            &[],
+            &checks,
+        ),
+        row(
+            "sqlite_baseline",
+            "baseline: actix-web + sqlx, same query, SQLite",
+            "sqlite_baseline",
+            NOTE,
+            baseline,
+            &["--workers", "1", "--database-url", &sqlite_url],
+            &[],
+        ),
+        row(
+            "notes_sqlite",
+            "GET /api/v1/notes/{id} (generated feature), SQLite",
+            "sqlite_baseline",
+            NOTE,
+            &new.test_app,
+            &[],
+            &[
+                ("PETSAGE_TEST_FAULTS", "off"),
+                ("PETSAGE_DATA_DIR", &sqlite_dir),
+            ],
+        ),
+    ];
+    if let Some(old) = old {
+        let (old_sqlite_dir, _) = fresh_sqlite(target, "sqlite-instructions-old");
+        drop(notes_server(old, ("PETSAGE_DATA_DIR", &old_sqlite_dir))?);
+        rows.extend([
+            row(
+                "old_health",
+                "old build: /api/v1/health",
+                "same_headers",
+                health,
+                &old.app,
+                &[],
+                &[],
+            ),
+            row(
+                "old_ready",
+                "old build: /api/v1/health/ready (3 checks)",
+                "same_headers",
+                ready,
+                &old.test_app,
+                &[],
+                &checks,
+            ),
+            row(
+                "old_notes_sqlite",
+                "old build: GET /api/v1/notes/{id}, SQLite",
+                "sqlite_baseline",
+                NOTE,
+                &old.test_app,
+                &[],
+                &[
+                    ("PETSAGE_TEST_FAULTS", "off"),
+                    ("PETSAGE_DATA_DIR", &old_sqlite_dir),
+                ],
+            ),
+        ]);
+    }
+    rows.iter()
+        .map(|row| {
+            eprintln!("bench: instructions of {} under callgrind", row.label);
+            row.count(&dumps)
+        })
+        .collect()
 }

@@ -147,7 +147,7 @@ impl Pinned {
 }
 
 /// Whether `GET /api/v1/health` at `addr` answers 200.
-fn answers_200(addr: SocketAddr) -> bool {
+pub(crate) fn answers_200(addr: SocketAddr) -> bool {
     raw_exchange(
         addr,
         b"GET /api/v1/health HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n",
@@ -155,12 +155,13 @@ fn answers_200(addr: SocketAddr) -> bool {
     .is_ok_and(|reply| reply.starts_with("HTTP/1.1 200"))
 }
 
-/// Spawn to first 200, in milliseconds.
-pub(crate) fn cold_start(binary: &Path) -> Result<f64, String> {
+/// Spawn of `binary` with `args` to its first 200 on `/api/v1/health`, in milliseconds.
+pub(crate) fn cold_start(binary: &Path, args: &[&str]) -> Result<f64, String> {
     let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let started = Instant::now();
     let child = Command::new(binary)
         .args(["--bind", &addr.to_string()])
+        .args(args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -212,11 +213,11 @@ pub(crate) struct BenchDatabase {
 }
 
 impl BenchDatabase {
-    /// Creates `petsage_bench_<pid>` on `$PETSAGE_TEST_POSTGRES_URL`'s server.
-    pub(crate) fn create() -> Result<Self, String> {
+    /// Creates `petsage_bench_<pid><suffix>` on `$PETSAGE_TEST_POSTGRES_URL`'s server.
+    pub(crate) fn create(suffix: &str) -> Result<Self, String> {
         let admin = std::env::var("PETSAGE_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let name = format!("petsage_bench_{}", std::process::id());
+        let name = format!("petsage_bench_{}{suffix}", std::process::id());
         let server = admin.rsplit_once('/').map_or(admin.as_str(), |(s, _)| s);
         let url = format!("{server}/{name}");
         let db = Self { admin, name, url };

@@ -12,6 +12,8 @@ pub(crate) struct Target {
     pub(crate) server: usize,
     /// The id of the target it is compared with.
     pub(crate) baseline: &'static str,
+    /// For an older build's row (`--old`), the id of this build's row it is set beside.
+    pub(crate) old_of: Option<&'static str>,
 }
 
 /// The note every database row reads: the first one the bench creates.
@@ -25,6 +27,15 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health",
         server: 0,
         baseline: "baseline",
+        old_of: None,
+    },
+    Target {
+        id: "same_headers",
+        label: "baseline sending a health poll's headers (--same-headers)",
+        path: "/api/v1/health",
+        server: 8,
+        baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "health",
@@ -32,6 +43,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health",
         server: 1,
         baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "ready",
@@ -39,6 +51,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health/ready",
         server: 2,
         baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "health_checks",
@@ -46,6 +59,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health",
         server: 2,
         baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "health_no_metrics",
@@ -53,6 +67,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health",
         server: 7,
         baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "live",
@@ -60,6 +75,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: "/api/v1/health/live",
         server: 1,
         baseline: "baseline",
+        old_of: None,
     },
     Target {
         id: "sqlite_baseline",
@@ -67,6 +83,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: NOTE,
         server: 3,
         baseline: "sqlite_baseline",
+        old_of: None,
     },
     Target {
         id: "notes_sqlite",
@@ -74,6 +91,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: NOTE,
         server: 4,
         baseline: "sqlite_baseline",
+        old_of: None,
     },
     Target {
         id: "postgres_baseline",
@@ -81,6 +99,7 @@ pub(crate) const TARGETS: &[Target] = &[
         path: NOTE,
         server: 5,
         baseline: "postgres_baseline",
+        old_of: None,
     },
     Target {
         id: "notes_postgres",
@@ -88,12 +107,55 @@ pub(crate) const TARGETS: &[Target] = &[
         path: NOTE,
         server: 6,
         baseline: "postgres_baseline",
+        old_of: None,
     },
 ];
 
-/// The position of the target named `id` in [`TARGETS`].
-pub(crate) fn target_index(id: &str) -> usize {
-    TARGETS
+/// An older build's rows (`--old`): its servers follow this build's.
+pub(crate) const OLD_TARGETS: &[Target] = &[
+    Target {
+        id: "old_health",
+        label: "old build: /api/v1/health",
+        path: "/api/v1/health",
+        server: 9,
+        baseline: "baseline",
+        old_of: Some("health"),
+    },
+    Target {
+        id: "old_ready",
+        label: "old build: /api/v1/health/ready (3 checks, one taking 200 ms)",
+        path: "/api/v1/health/ready",
+        server: 10,
+        baseline: "baseline",
+        old_of: Some("ready"),
+    },
+    Target {
+        id: "old_notes_sqlite",
+        label: "old build: GET /api/v1/notes/{id}, SQLite",
+        path: NOTE,
+        server: 11,
+        baseline: "sqlite_baseline",
+        old_of: Some("notes_sqlite"),
+    },
+    Target {
+        id: "old_notes_postgres",
+        label: "old build: GET /api/v1/notes/{id}, PostgreSQL",
+        path: NOTE,
+        server: 12,
+        baseline: "postgres_baseline",
+        old_of: Some("notes_postgres"),
+    },
+];
+
+/// This build's targets, then the older build's when there is one.
+pub(crate) fn targets(old: bool) -> Vec<&'static Target> {
+    let old_targets = if old { OLD_TARGETS } else { &[] };
+    TARGETS.iter().chain(old_targets).collect()
+}
+
+/// The position of the target named `id` in `targets`.
+pub(crate) fn target_index(targets: &[&Target], id: &str) -> usize {
+    targets
         .iter()
         .position(|target| target.id == id)
         .unwrap_or_else(|| panic!("no bench target {id:?}"))
@@ -105,14 +167,27 @@ mod tests {
 
     #[test]
     fn every_target_is_compared_with_a_known_baseline_and_ids_are_unique() {
-        for (i, target) in TARGETS.iter().enumerate() {
-            assert_eq!(target_index(target.id), i, "{} is listed twice", target.id);
-            let baseline = &TARGETS[target_index(target.baseline)];
+        let all = targets(true);
+        for (i, target) in all.iter().enumerate() {
+            assert_eq!(
+                target_index(&all, target.id),
+                i,
+                "{} is listed twice",
+                target.id
+            );
+            let baseline = all[target_index(&all, target.baseline)];
             assert_eq!(
                 baseline.baseline, baseline.id,
                 "{} is not a baseline",
                 baseline.id
             );
+            if let Some(new) = target.old_of {
+                let new = all[target_index(&all, new)];
+                assert_eq!((new.path, new.baseline), (target.path, target.baseline));
+            }
         }
+        let servers = |list: &[Target]| list.iter().map(|t| t.server).collect::<Vec<_>>();
+        let last_new = servers(TARGETS).into_iter().max();
+        assert!(servers(OLD_TARGETS).iter().all(|s| Some(*s) > last_new));
     }
 }
