@@ -15,7 +15,7 @@ pub const PROBLEM_CONTENT_TYPE: &str = "application/problem+json";
     "type": "about:blank",
     "title": "Not Found",
     "status": 404,
-    "detail": "no route for GET /api/v1/nothing-here"
+    "detail": "no route for GET /nothing-here"
 }))]
 pub struct Problem {
     /// URI identifying the problem type; `about:blank` means "see the status code".
