@@ -1,7 +1,7 @@
 //! The merged OpenAPI document and the Swagger UI that shows it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
@@ -47,24 +47,35 @@ pub(crate) fn openapi_json(features: &[Arc<dyn BuiltFeature>]) -> Bytes {
 /// What the docs routes serve: the OpenAPI document and Swagger UI's files,
 /// each compressed once and validated by `ETag`. One per server, shared by its workers.
 pub(crate) struct Docs {
-    openapi: Arc<Asset>,
+    /// The features the document describes.
+    features: Arc<[Arc<dyn BuiltFeature>]>,
+    /// The document, built and serialized on its first request.
+    openapi: OnceLock<Arc<Asset>>,
     config: Arc<Config<'static>>,
     /// Swagger UI's files by name, made on first request; only names it ships get in.
     files: Mutex<HashMap<String, Arc<Asset>>>,
 }
 
 impl Docs {
-    /// The docs of a server whose OpenAPI document is `openapi_json`.
-    pub(crate) fn new(openapi_json: Bytes) -> Self {
+    /// The docs of a server made of `features`; nothing is built until asked for.
+    pub(crate) fn new(features: Arc<[Arc<dyn BuiltFeature>]>) -> Self {
         Self {
-            openapi: Arc::new(Asset::new(
-                openapi_json,
-                HeaderValue::from_static("application/json"),
-                "no-cache",
-            )),
+            features,
+            openapi: OnceLock::new(),
             config: Arc::new(Config::new([OPENAPI_PATH])),
             files: Mutex::default(),
         }
+    }
+
+    /// The OpenAPI document, built and serialized once, on its first request.
+    fn openapi(&self) -> Arc<Asset> {
+        Arc::clone(self.openapi.get_or_init(|| {
+            Arc::new(Asset::new(
+                openapi_json(&self.features),
+                HeaderValue::from_static("application/json"),
+                "no-cache",
+            ))
+        }))
     }
 
     /// Swagger UI's file `name` (`""` is its page), or `None` when it ships no such file.
@@ -96,9 +107,9 @@ impl Docs {
 
 /// Registers the OpenAPI document, Swagger UI and the redirects to it.
 pub(crate) fn configure(cfg: &mut web::ServiceConfig, docs: Arc<Docs>) {
-    let openapi = Arc::clone(&docs.openapi);
+    let json_docs = Arc::clone(&docs);
     let serve_json = move |req: HttpRequest| {
-        let asset = Arc::clone(&openapi);
+        let asset = json_docs.openapi();
         async move { asset.respond(&req).await }
     };
     let serve_ui = move |req: HttpRequest, name: web::Path<String>| {
@@ -115,7 +126,10 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig, docs: Arc<Docs>) {
     };
     let plumbing = Routes::new()
         .route(Route::undocumented(OPENAPI_PATH, serve_json))
-        .route(Route::undocumented("/docs/{name:.*}", serve_ui))
+        .route(Route::undocumented(
+            "/docs/{name:[A-Za-z0-9._-]*}",
+            serve_ui,
+        ))
         .route(Route::undocumented("/", redirect_to_docs))
         .route(Route::undocumented("/docs", redirect_to_docs));
     for service in plumbing.into_services() {

@@ -8,7 +8,9 @@ use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse};
 use log::error;
-use petsage_core::{PROBLEM_CONTENT_TYPE, Problem, RequestId};
+use petsage_core::{PROBLEM_CONTENT_TYPE, Problem};
+
+use crate::layers::request_id;
 
 /// Turns a 4xx/5xx response that actix or an extractor made (an `Error`, or
 /// no body type at all) into a problem body; any other response passes
@@ -56,14 +58,14 @@ fn is_json_type(content_type: &str) -> bool {
 /// Adds the request's ID as the `request_id` member of a problem body that
 /// has none; any other response passes through untouched. Problems answer
 /// errors only, so a successful request costs nothing but a status check.
-pub(crate) fn quote_request_id(res: ServiceResponse, id: Option<&RequestId>) -> ServiceResponse {
+pub(crate) fn quote_request_id(res: ServiceResponse) -> ServiceResponse {
     let status = res.status();
     let is_problem = (status.is_client_error() || status.is_server_error())
         && res
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
-    let Some(id) = id.filter(|_| is_problem) else {
+    let Some(id) = is_problem.then(|| request_id::of(res.request())).flatten() else {
         return res;
     };
     let (req, response) = res.into_parts();
@@ -85,18 +87,13 @@ pub(crate) fn quote_request_id(res: ServiceResponse, id: Option<&RequestId>) -> 
 /// The answer to a request whose handler panicked: a 500 problem, returned as
 /// an error because the request is gone (actix routing needs the only handle
 /// on it). The panic hook has already logged where it happened.
-pub(crate) fn handler_panicked(id: Option<&RequestId>) -> actix_web::Error {
-    error!(
-        "a handler panicked; answered 500 (request {})",
-        id.map_or("-", RequestId::as_str)
-    );
-    let mut problem = Problem::new(
+pub(crate) fn handler_panicked() -> actix_web::Error {
+    error!("a handler panicked; answered 500 (its access line names the request)");
+    Problem::new(
         StatusCode::INTERNAL_SERVER_ERROR,
         "the server could not complete this request",
-    );
-    // Rendered by actix after this layer, where no request is current.
-    problem.request_id = id.map(|id| id.as_str().into());
-    problem.into()
+    )
+    .into()
 }
 
 /// The app's fallback: no route matched the path.

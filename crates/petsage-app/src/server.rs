@@ -245,7 +245,7 @@ fn app_parts(
     AppParts {
         docs: settings
             .docs
-            .then(|| Arc::new(docs::Docs::new(docs::openapi_json(&features)))),
+            .then(|| Arc::new(docs::Docs::new(Arc::clone(&features)))),
         quiet_paths: AppParts::quiet_paths(&features),
         features,
         monitor,

@@ -104,11 +104,30 @@ pub struct Route {
     path: String,
     methods: Vec<Method>,
     doc_methods: Vec<HttpMethod>,
-    operation: Option<Operation>,
-    schemas: Vec<(String, RefOr<Schema>)>,
+    /// Makes the route's operation and the schemas it refers to, when the document is built.
+    document: Option<Document>,
     quiet: bool,
     mount: Mount,
     requirements: Vec<Box<dyn Requirement>>,
+}
+
+/// What documents a route: run only when the OpenAPI document is built, not
+/// each time a worker asks a feature for its routes.
+type Document = fn() -> (Operation, Vec<(String, RefOr<Schema>)>);
+
+/// The operation `P` documents, tagged, and the schemas it refers to.
+fn document<P>() -> (Operation, Vec<(String, RefOr<Schema>)>)
+where
+    P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
+{
+    let mut operation = P::operation();
+    let tags: Vec<String> = P::tags().into_iter().map(str::to_owned).collect();
+    if !tags.is_empty() {
+        operation.tags = Some(tags);
+    }
+    let mut schemas = Vec::new();
+    P::schemas(&mut schemas);
+    (operation, schemas)
 }
 
 impl Route {
@@ -132,20 +151,12 @@ impl Route {
                 methods.push(method);
             }
         }
-        let mut operation = P::operation();
-        let tags: Vec<String> = P::tags().into_iter().map(str::to_owned).collect();
-        if !tags.is_empty() {
-            operation.tags = Some(tags);
-        }
-        let mut schemas = Vec::new();
-        P::schemas(&mut schemas);
         Self {
             path: P::path(),
             mount: mount(methods.clone(), handler),
             methods,
             doc_methods,
-            operation: Some(operation),
-            schemas,
+            document: Some(document::<P>),
             quiet: false,
             requirements: Vec::new(),
         }
@@ -165,8 +176,7 @@ impl Route {
             mount: mount(methods.clone(), handler),
             methods,
             doc_methods: Vec::new(),
-            operation: None,
-            schemas: Vec::new(),
+            document: None,
             quiet: false,
             requirements: Vec::new(),
         }
@@ -181,9 +191,6 @@ impl Route {
     /// Requires `requirement` of every request to this route: enforced by
     /// its middleware, and written into the route's OpenAPI operation.
     pub fn require(mut self, requirement: impl Requirement) -> Self {
-        if let Some(operation) = &mut self.operation {
-            requirement.document(operation);
-        }
         self.requirements.push(Box::new(requirement));
         self
     }
@@ -280,11 +287,15 @@ impl Routes {
         let mut paths = Paths::new();
         let mut components = ComponentsBuilder::new();
         for route in &self.routes {
-            let Some(operation) = &route.operation else {
+            let Some(document) = route.document else {
                 continue;
             };
-            paths.add_path_operation(&route.path, route.doc_methods.clone(), operation.clone());
-            components = components.schemas_from_iter(route.schemas.clone());
+            let (mut operation, schemas) = document();
+            for requirement in &route.requirements {
+                requirement.document(&mut operation);
+            }
+            paths.add_path_operation(&route.path, route.doc_methods.clone(), operation);
+            components = components.schemas_from_iter(schemas);
         }
         let mut components = components.build();
         for requirement in self.routes.iter().flat_map(|route| &route.requirements) {

@@ -25,7 +25,7 @@ impl Layer for CloseWhileDraining {
         Ok(self.monitor.is_draining())
     }
 
-    fn after(&self, draining: bool, mut res: Response) -> Response {
+    fn after(draining: bool, mut res: Response) -> Response {
         if draining {
             res.response_mut()
                 .head_mut()

@@ -34,7 +34,7 @@ impl Layer for HeaderLimit {
         .to_response())
     }
 
-    fn after(&self, (): (), res: Response) -> Response {
+    fn after((): (), res: Response) -> Response {
         res
     }
 }

@@ -42,11 +42,13 @@ pub(crate) trait Layer: Clone + 'static {
     /// Before the inner service: `Ok` passes the request on, `Err` answers it at once.
     fn before(&self, req: &mut ServiceRequest) -> Result<Self::Carry, HttpResponse>;
 
-    /// Applied to the inner service's answer (not to the layer's own).
-    fn after(&self, carry: Self::Carry, res: Response) -> Response;
+    /// Applied to the inner service's answer (not to the layer's own), from
+    /// what the request left in the carry: the layer itself is not kept for
+    /// it, so a request clones none of a layer's handles.
+    fn after(carry: Self::Carry, res: Response) -> Response;
 
     /// Applied when the inner service failed: the error actix renders itself.
-    fn failed(&self, carry: Self::Carry, err: Error) -> Error {
+    fn failed(carry: Self::Carry, err: Error) -> Error {
         drop(carry);
         err
     }
@@ -97,14 +99,14 @@ where
             Ok(carry) => LayeredFuture {
                 call: Some(self.service.call(req)),
                 answered: None,
-                after: Some((self.layer.clone(), carry)),
+                carry: Some(carry),
             },
             Err(answer) => {
                 let (req, _) = req.into_parts();
                 LayeredFuture {
                     call: None,
                     answered: Some(ServiceResponse::new(req, answer.map_into_boxed_body())),
-                    after: None,
+                    carry: None,
                 }
             }
         }
@@ -118,8 +120,8 @@ pin_project! {
         #[pin]
         call: Option<F>,
         answered: Option<Response>,
-        // The layer and what it carries to the answer.
-        after: Option<(L, L::Carry)>,
+        // What the layer carries to the answer.
+        carry: Option<L::Carry>,
     }
 }
 
@@ -137,10 +139,10 @@ where
             return Poll::Ready(Ok(this.answered.take().expect(DONE)));
         };
         let answer = ready!(call.poll(cx));
-        let (layer, carry) = this.after.take().expect(DONE);
+        let carry = this.carry.take().expect(DONE);
         Poll::Ready(match answer {
-            Ok(res) => Ok(layer.after(carry, res)),
-            Err(err) => Err(layer.failed(carry, err)),
+            Ok(res) => Ok(L::after(carry, res)),
+            Err(err) => Err(L::failed(carry, err)),
         })
     }
 }

@@ -48,7 +48,7 @@ impl Layer for Observe {
         })
     }
 
-    fn after(&self, observed: Observed, res: Response) -> Response {
+    fn after(observed: Observed, res: Response) -> Response {
         if let Some(counted) = observed.counted {
             counted.finish(&res);
         }
@@ -66,7 +66,7 @@ impl Layer for Observe {
         res
     }
 
-    fn failed(&self, observed: Observed, err: Error) -> Error {
+    fn failed(observed: Observed, err: Error) -> Error {
         if let Some(access) = observed.access {
             access.finish(err.as_response_error().status_code(), None);
         }

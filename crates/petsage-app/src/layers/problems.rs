@@ -1,6 +1,7 @@
 //! [`Problems`]: every error answer leaves as an RFC 9457 problem body with
 //! the request's ID in its `request_id` member, and a panicking handler is
-//! answered with a 500 problem instead of a dropped connection.
+//! answered with a 500 problem instead of a dropped connection (whose ID the
+//! request-ID layer adds, as the request is gone with the panic).
 
 use std::future::{Future, Ready, ready};
 use std::panic::AssertUnwindSafe;
@@ -11,10 +12,9 @@ use actix_web::Error;
 use actix_web::dev::{Service, ServiceRequest, Transform, forward_ready};
 use futures_util::FutureExt;
 use futures_util::future::CatchUnwind;
-use petsage_core::RequestId;
 use pin_project_lite::pin_project;
 
-use super::{Response, request_id};
+use super::Response;
 use crate::errors;
 
 /// Turns error answers into problems that quote the request's ID, and panics into 500 problems.
@@ -52,11 +52,8 @@ where
     forward_ready!(service);
 
     fn call(&self, req: ServiceRequest) -> Self::Future {
-        // Taken now: after a panic the request is gone.
-        let id = request_id::of(req.request());
         ProblemsFuture {
             call: AssertUnwindSafe(self.service.call(req)).catch_unwind(),
-            id,
         }
     }
 }
@@ -66,7 +63,6 @@ pin_project! {
     pub(crate) struct ProblemsFuture<F> {
         #[pin]
         call: CatchUnwind<AssertUnwindSafe<F>>,
-        id: Option<RequestId>,
     }
 }
 
@@ -79,12 +75,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         Poll::Ready(match ready!(this.call.poll(cx)) {
-            Ok(Ok(res)) => Ok(errors::quote_request_id(
-                errors::into_problem(res),
-                this.id.as_ref(),
-            )),
+            Ok(Ok(res)) => Ok(errors::quote_request_id(errors::into_problem(res))),
             Ok(Err(err)) => Err(err),
-            Err(_panic) => Err(errors::handler_panicked(this.id.as_ref())),
+            // The request is gone with the panic: the request-ID layer,
+            // which holds the ID, writes it into this problem on its way out.
+            Err(_panic) => Err(errors::handler_panicked()),
         })
     }
 }

@@ -3,9 +3,10 @@
 //! layers and handlers inside, and sent back in `X-Request-Id`. Outermost, so
 //! every answer carries one, a 431 included.
 
-use actix_web::HttpMessage;
 use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
+use actix_web::{Error, HttpMessage};
+use petsage_core::Problem;
 use petsage_core::request_id::{self, RequestId};
 
 use super::{Layer, Response};
@@ -23,10 +24,23 @@ impl Layer for AssignRequestId {
         Ok(id)
     }
 
-    fn after(&self, id: RequestId, mut res: Response) -> Response {
+    fn after(id: RequestId, mut res: Response) -> Response {
         res.headers_mut()
             .insert(request_id::HEADER, id.into_header_value());
         res
+    }
+
+    /// An error actix renders itself (a panicking handler's 500 problem)
+    /// gets the ID in its problem body, as every answer does.
+    fn failed(id: RequestId, err: Error) -> Error {
+        match err.as_error::<Problem>() {
+            Some(problem) if problem.request_id.is_none() => {
+                let mut problem = problem.clone();
+                problem.request_id = Some(id.as_str().into());
+                problem.into()
+            }
+            _ => err,
+        }
     }
 }
 

@@ -21,7 +21,7 @@ impl Layer for SecurityHeaders {
         Ok(())
     }
 
-    fn after(&self, (): (), mut res: Response) -> Response {
+    fn after((): (), mut res: Response) -> Response {
         // `nosniff` is the header's one value: set it whatever a handler did.
         res.headers_mut()
             .insert(header::X_CONTENT_TYPE_OPTIONS, NOSNIFF.clone());
