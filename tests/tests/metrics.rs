@@ -206,7 +206,7 @@ fn every_alert_rule_passes_its_promtool_unit_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(names.len(), 6, "{names:?}");
+    assert_eq!(names.len(), 7, "{names:?}");
     for name in names {
         assert!(
             tests.contains(&format!("alertname: {name}")),

@@ -78,21 +78,31 @@ impl AppParts {
             .app_data(self.monitor.clone())
             .app_data(web::PayloadConfig::new(self.max_body_bytes))
             .app_data(web::JsonConfig::default().limit(self.max_body_bytes))
-            // The layers, innermost first: actix runs the last `wrap` first.
-            // The order and its reasons are in docs/architecture.md.
-            .wrap(Layered(HeaderLimit {
-                max_bytes: self.max_header_bytes,
-            }))
-            .wrap(Problems)
-            .wrap(Layered(CloseWhileDraining {
-                monitor: self.monitor.clone(),
-            }))
-            .wrap(Layered(Observe {
-                quiet_paths: Arc::clone(&self.quiet_paths),
-                metrics: self.metrics.as_ref().map(|m| Rc::new(m.http())),
-            }))
-            .wrap(Layered(SecurityHeaders))
-            .wrap(Layered(AssignRequestId))
+            // The request pipeline, outermost first; why in this order:
+            // docs/architecture.md. One middleware runs them all.
+            .wrap(Layered((
+                AssignRequestId,
+                (
+                    SecurityHeaders,
+                    (
+                        Observe {
+                            quiet_paths: Arc::clone(&self.quiet_paths),
+                            metrics: self.metrics.as_ref().map(|m| Rc::new(m.http())),
+                        },
+                        (
+                            CloseWhileDraining {
+                                monitor: self.monitor.clone(),
+                            },
+                            (
+                                Problems,
+                                HeaderLimit {
+                                    max_bytes: self.max_header_bytes,
+                                },
+                            ),
+                        ),
+                    ),
+                ),
+            )))
             .service(api)
             .configure(|cfg| {
                 if let Some(docs) = docs {

@@ -2,13 +2,12 @@
 //! answered normally, with `Connection: close`, so keep-alive clients move to
 //! another instance before this one stops listening.
 
-use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::ConnectionType;
 use actix_web::web::Data;
 use petsage_core::HealthMonitor;
 
-use super::{Layer, Response};
+use super::{Layer, Response, Step};
 
 /// Closes the connection of requests that start while the instance drains.
 #[derive(Clone)]
@@ -21,8 +20,8 @@ impl Layer for CloseWhileDraining {
     /// Whether the instance drained when the request started.
     type Carry = bool;
 
-    fn before(&self, _req: &mut ServiceRequest) -> Result<bool, HttpResponse> {
-        Ok(self.monitor.is_draining())
+    fn before(&self, _req: &mut ServiceRequest) -> Step<bool> {
+        Step::Next(self.monitor.is_draining())
     }
 
     fn after(draining: bool, mut res: Response) -> Response {
@@ -37,6 +36,7 @@ impl Layer for CloseWhileDraining {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::HttpResponse;
     use std::time::Duration;
 
     use actix_web::http::StatusCode;

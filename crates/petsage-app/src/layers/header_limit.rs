@@ -2,12 +2,11 @@
 //! answered `431` with a problem before routing, so no handler or extractor
 //! ever reads them.
 
-use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::StatusCode;
 use petsage_core::Problem;
 
-use super::{Layer, Response};
+use super::{Layer, Response, Step};
 
 /// Refuses requests whose header names and values total more than `max_bytes`.
 #[derive(Clone, Copy)]
@@ -19,19 +18,22 @@ pub(crate) struct HeaderLimit {
 impl Layer for HeaderLimit {
     type Carry = ();
 
-    fn before(&self, req: &mut ServiceRequest) -> Result<(), HttpResponse> {
+    fn before(&self, req: &mut ServiceRequest) -> Step<()> {
         let size = header_bytes(req);
         if size <= self.max_bytes {
-            return Ok(());
+            return Step::Next(());
         }
-        Err(Problem::new(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "request headers total {size} bytes; the limit is {}",
-                self.max_bytes
-            ),
+        Step::Answer(
+            (),
+            Problem::new(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!(
+                    "request headers total {size} bytes; the limit is {}",
+                    self.max_bytes
+                ),
+            )
+            .to_response(),
         )
-        .to_response())
     }
 
     fn after((): (), res: Response) -> Response {
@@ -49,6 +51,7 @@ fn header_bytes(req: &ServiceRequest) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::HttpResponse;
     use std::cell::Cell;
     use std::rc::Rc;
 

@@ -10,9 +10,13 @@
 //!    the request's ID, and a panicking handler a 500 problem;
 //! 6. [`header_limit::HeaderLimit`]: 431 for oversized headers, before routing.
 //!
-//! Most layers are a [`Layer`]: a step before the inner service and a step on
-//! its answer, run by one shared [`Transform`] whose future is named, not
-//! boxed, so a layer costs a request no allocation.
+//! Each is a [`Layer`]: a step before the inner service and a step on its
+//! answer, with its own module and tests. The app runs the whole stack as
+//! one middleware: a pair of layers is a layer (the first around the
+//! second), so the six make one [`Transform`] with one named future, not six
+//! services a request passes in and out of. That future also catches a
+//! panicking handler, which becomes a 500 problem that each layer's
+//! [`Layer::failed`] sees.
 
 pub(crate) mod drain;
 pub(crate) mod header_limit;
@@ -22,16 +26,30 @@ pub(crate) mod request_id;
 pub(crate) mod security_headers;
 
 use std::future::{Future, Ready, ready};
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use actix_web::body::BoxBody;
 use actix_web::dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{Error, HttpResponse};
+use futures_util::FutureExt;
+use futures_util::future::CatchUnwind;
 use pin_project_lite::pin_project;
+
+use crate::errors;
 
 /// The response type inside the pipeline.
 pub(crate) type Response = ServiceResponse<BoxBody>;
+
+/// What a layer does with a request before the inner service.
+pub(crate) enum Step<C> {
+    /// Pass the request on, keeping `C` for the answer.
+    Next(C),
+    /// Answer it now with this response, which then passes through every
+    /// layer's `after`, this one's included, as any answer does.
+    Answer(C, HttpResponse),
+}
 
 /// One step of the pipeline: what it does before the inner service, and what
 /// it does to the answer.
@@ -39,18 +57,51 @@ pub(crate) trait Layer: Clone + 'static {
     /// What the layer keeps from the request for the answer.
     type Carry;
 
-    /// Before the inner service: `Ok` passes the request on, `Err` answers it at once.
-    fn before(&self, req: &mut ServiceRequest) -> Result<Self::Carry, HttpResponse>;
+    /// Before the inner service: pass the request on, or answer it at once.
+    fn before(&self, req: &mut ServiceRequest) -> Step<Self::Carry>;
 
-    /// Applied to the inner service's answer (not to the layer's own), from
-    /// what the request left in the carry: the layer itself is not kept for
-    /// it, so a request clones none of a layer's handles.
+    /// Applied to the answer, from what the request left in the carry: the
+    /// layer itself is not kept for it, so a request clones none of a
+    /// layer's handles.
     fn after(carry: Self::Carry, res: Response) -> Response;
 
-    /// Applied when the inner service failed: the error actix renders itself.
+    /// Applied when the inner service failed: the error actix renders itself
+    /// (a panicking handler's 500 problem among them).
     fn failed(carry: Self::Carry, err: Error) -> Error {
         drop(carry);
         err
+    }
+}
+
+/// Two layers as one: `.0` around `.1`. Nest pairs for a whole stack.
+impl<A: Layer, B: Layer> Layer for (A, B) {
+    /// The inner layer's carry is `None` when the outer one answered itself.
+    type Carry = (A::Carry, Option<B::Carry>);
+
+    fn before(&self, req: &mut ServiceRequest) -> Step<Self::Carry> {
+        match self.0.before(req) {
+            Step::Answer(a, answer) => Step::Answer((a, None), answer),
+            Step::Next(a) => match self.1.before(req) {
+                Step::Next(b) => Step::Next((a, Some(b))),
+                Step::Answer(b, answer) => Step::Answer((a, Some(b)), answer),
+            },
+        }
+    }
+
+    fn after((a, b): Self::Carry, res: Response) -> Response {
+        let res = match b {
+            Some(b) => B::after(b, res),
+            None => res,
+        };
+        A::after(a, res)
+    }
+
+    fn failed((a, b): Self::Carry, err: Error) -> Error {
+        let err = match b {
+            Some(b) => B::failed(b, err),
+            None => err,
+        };
+        A::failed(a, err)
     }
 }
 
@@ -96,17 +147,17 @@ where
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
         match self.layer.before(&mut req) {
-            Ok(carry) => LayeredFuture {
-                call: Some(self.service.call(req)),
+            Step::Next(carry) => LayeredFuture {
+                call: Some(AssertUnwindSafe(self.service.call(req)).catch_unwind()),
                 answered: None,
                 carry: Some(carry),
             },
-            Err(answer) => {
+            Step::Answer(carry, answer) => {
                 let (req, _) = req.into_parts();
                 LayeredFuture {
                     call: None,
                     answered: Some(ServiceResponse::new(req, answer.map_into_boxed_body())),
-                    carry: None,
+                    carry: Some(carry),
                 }
             }
         }
@@ -114,13 +165,12 @@ where
 }
 
 pin_project! {
-    /// A request inside one layer: the inner service's answer, then the
-    /// layer's step on it; or the layer's own answer.
+    /// A request inside the layers: the inner service's answer (a panic
+    /// caught), or the layers' own; then each layer's step on it.
     pub(crate) struct LayeredFuture<F, L: Layer> {
         #[pin]
-        call: Option<F>,
+        call: Option<CatchUnwind<AssertUnwindSafe<F>>>,
         answered: Option<Response>,
-        // What the layer carries to the answer.
         carry: Option<L::Carry>,
     }
 }
@@ -135,14 +185,17 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         const DONE: &str = "LayeredFuture polled after it completed";
         let this = self.project();
-        let Some(call) = this.call.as_pin_mut() else {
-            return Poll::Ready(Ok(this.answered.take().expect(DONE)));
+        let answer = match this.call.as_pin_mut() {
+            Some(call) => ready!(call.poll(cx)),
+            None => Ok(Ok(this.answered.take().expect(DONE))),
         };
-        let answer = ready!(call.poll(cx));
         let carry = this.carry.take().expect(DONE);
         Poll::Ready(match answer {
-            Ok(res) => Ok(L::after(carry, res)),
-            Err(err) => Err(L::failed(carry, err)),
+            Ok(Ok(res)) => Ok(L::after(carry, res)),
+            Ok(Err(err)) => Err(L::failed(carry, err)),
+            // The request is gone with the panic: the answer is an error,
+            // which actix renders after the app.
+            Err(_panic) => Err(L::failed(carry, errors::handler_panicked())),
         })
     }
 }

@@ -11,13 +11,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::Error;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode, Uri, Version};
-use actix_web::{Error, HttpResponse};
 use log::Level;
 use petsage_core::{RequestId, RouteTemplate};
 
-use super::{Layer, Response, request_id};
+use super::{Layer, Response, Step, request_id};
 use crate::metrics::{Counted, HttpMetrics};
 
 /// The log target of access lines.
@@ -41,8 +41,8 @@ pub(crate) struct Observed {
 impl Layer for Observe {
     type Carry = Observed;
 
-    fn before(&self, req: &mut ServiceRequest) -> Result<Observed, HttpResponse> {
-        Ok(Observed {
+    fn before(&self, req: &mut ServiceRequest) -> Step<Observed> {
+        Step::Next(Observed {
             access: AccessLine::start(req, &self.quiet_paths),
             counted: self.metrics.as_ref().map(HttpMetrics::start),
         })
@@ -132,6 +132,7 @@ impl AccessLine {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::HttpResponse;
     use std::sync::{Mutex, OnceLock, PoisonError};
     use std::time::Duration;
 

@@ -1,86 +1,26 @@
 //! [`Problems`]: every error answer leaves as an RFC 9457 problem body with
-//! the request's ID in its `request_id` member, and a panicking handler is
-//! answered with a 500 problem instead of a dropped connection (whose ID the
-//! request-ID layer adds, as the request is gone with the panic).
+//! the request's ID in its `request_id` member. (A panicking handler's 500
+//! problem is made by the layers' runner, and gets its ID from the
+//! request-ID layer, as the request is gone with the panic.)
 
-use std::future::{Future, Ready, ready};
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::task::{Context, Poll, ready};
+use actix_web::dev::ServiceRequest;
 
-use actix_web::Error;
-use actix_web::dev::{Service, ServiceRequest, Transform, forward_ready};
-use futures_util::FutureExt;
-use futures_util::future::CatchUnwind;
-use pin_project_lite::pin_project;
-
-use super::Response;
+use super::{Layer, Response, Step};
 use crate::errors;
 
-/// Turns error answers into problems that quote the request's ID, and panics into 500 problems.
+/// Turns error answers into problems that quote the request's ID.
 #[derive(Clone, Copy)]
 pub(crate) struct Problems;
 
-impl<S> Transform<S, ServiceRequest> for Problems
-where
-    S: Service<ServiceRequest, Response = Response, Error = Error> + 'static,
-{
-    type Response = Response;
-    type Error = Error;
-    type Transform = ProblemsService<S>;
-    type InitError = ();
-    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+impl Layer for Problems {
+    type Carry = ();
 
-    fn new_transform(&self, service: S) -> Self::Future {
-        ready(Ok(ProblemsService { service }))
+    fn before(&self, _req: &mut ServiceRequest) -> Step<()> {
+        Step::Next(())
     }
-}
 
-/// [`Problems`] around the service it wraps.
-pub(crate) struct ProblemsService<S> {
-    service: S,
-}
-
-impl<S> Service<ServiceRequest> for ProblemsService<S>
-where
-    S: Service<ServiceRequest, Response = Response, Error = Error>,
-{
-    type Response = Response;
-    type Error = Error;
-    type Future = ProblemsFuture<S::Future>;
-
-    forward_ready!(service);
-
-    fn call(&self, req: ServiceRequest) -> Self::Future {
-        ProblemsFuture {
-            call: AssertUnwindSafe(self.service.call(req)).catch_unwind(),
-        }
-    }
-}
-
-pin_project! {
-    /// A request inside [`Problems`]: the inner answer, with a panic caught.
-    pub(crate) struct ProblemsFuture<F> {
-        #[pin]
-        call: CatchUnwind<AssertUnwindSafe<F>>,
-    }
-}
-
-impl<F> Future for ProblemsFuture<F>
-where
-    F: Future<Output = Result<Response, Error>>,
-{
-    type Output = Result<Response, Error>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        Poll::Ready(match ready!(this.call.poll(cx)) {
-            Ok(Ok(res)) => Ok(errors::quote_request_id(errors::into_problem(res))),
-            Ok(Err(err)) => Err(err),
-            // The request is gone with the panic: the request-ID layer,
-            // which holds the ID, writes it into this problem on its way out.
-            Err(_panic) => Err(errors::handler_panicked()),
-        })
+    fn after((): (), res: Response) -> Response {
+        errors::quote_request_id(errors::into_problem(res))
     }
 }
 
@@ -134,8 +74,7 @@ mod tests {
     async fn call(req: TestRequest) -> ServiceResponse {
         let app = atest::init_service(
             App::new()
-                .wrap(Problems)
-                .wrap(Layered(AssignRequestId))
+                .wrap(Layered((AssignRequestId, Problems)))
                 .route("/bad", web::get().to(bad_request))
                 .route("/broken", web::get().to(broken))
                 .route("/bare", web::get().to(bare_status))

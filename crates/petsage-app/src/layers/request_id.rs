@@ -3,13 +3,12 @@
 //! layers and handlers inside, and sent back in `X-Request-Id`. Outermost, so
 //! every answer carries one, a 431 included.
 
-use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
 use actix_web::{Error, HttpMessage};
 use petsage_core::Problem;
 use petsage_core::request_id::{self, RequestId};
 
-use super::{Layer, Response};
+use super::{Layer, Response, Step};
 
 /// Gives each request its [`RequestId`] and echoes it in the response.
 #[derive(Clone, Copy)]
@@ -18,10 +17,10 @@ pub(crate) struct AssignRequestId;
 impl Layer for AssignRequestId {
     type Carry = RequestId;
 
-    fn before(&self, req: &mut ServiceRequest) -> Result<RequestId, HttpResponse> {
+    fn before(&self, req: &mut ServiceRequest) -> Step<RequestId> {
         let id = RequestId::from_header_or_new(req.headers().get(request_id::HEADER));
         req.extensions_mut().insert(id.clone());
-        Ok(id)
+        Step::Next(id)
     }
 
     fn after(id: RequestId, mut res: Response) -> Response {
@@ -51,6 +50,7 @@ pub(crate) fn of(req: &actix_web::HttpRequest) -> Option<RequestId> {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::HttpResponse;
     use actix_web::http::header::HeaderValue;
     use actix_web::test::{self as atest, TestRequest};
     use actix_web::{App, HttpRequest, web};

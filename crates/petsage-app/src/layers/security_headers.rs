@@ -1,11 +1,10 @@
 //! [`SecurityHeaders`]: `X-Content-Type-Options: nosniff` on every answer, so
 //! no browser guesses a JSON or problem body to be something it can run.
 
-use actix_web::HttpResponse;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::header::{self, HeaderValue};
 
-use super::{Layer, Response};
+use super::{Layer, Response, Step};
 
 /// `nosniff`, made at compile time.
 static NOSNIFF: HeaderValue = HeaderValue::from_static("nosniff");
@@ -17,8 +16,8 @@ pub(crate) struct SecurityHeaders;
 impl Layer for SecurityHeaders {
     type Carry = ();
 
-    fn before(&self, _req: &mut ServiceRequest) -> Result<(), HttpResponse> {
-        Ok(())
+    fn before(&self, _req: &mut ServiceRequest) -> Step<()> {
+        Step::Next(())
     }
 
     fn after((): (), mut res: Response) -> Response {
@@ -31,6 +30,7 @@ impl Layer for SecurityHeaders {
 
 #[cfg(test)]
 mod tests {
+    use actix_web::HttpResponse;
     use actix_web::test::{self as atest, TestRequest};
     use actix_web::{App, web};
 
