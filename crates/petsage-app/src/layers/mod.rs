@@ -7,7 +7,7 @@
 //! 3. [`observe::Observe`]: the HTTP metrics and the access line;
 //! 4. [`drain::CloseWhileDraining`]: `Connection: close` while the instance drains;
 //! 5. [`problems::Problems`]: every error answer becomes a problem body with
-//!    the request's ID, and a panicking handler a 500 problem;
+//!    the request's ID;
 //! 6. [`header_limit::HeaderLimit`]: 431 for oversized headers, before routing.
 //!
 //! Each is a [`Layer`]: a step before the inner service and a step on its
