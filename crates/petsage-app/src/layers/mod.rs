@@ -199,3 +199,46 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::StatusCode;
+    use actix_web::http::header;
+    use actix_web::test::{self as atest, TestRequest};
+    use actix_web::{App, HttpResponse, web};
+
+    use super::header_limit::HeaderLimit;
+    use super::security_headers::SecurityHeaders;
+    use super::*;
+
+    async fn panics() -> HttpResponse {
+        panic!("a handler bug")
+    }
+
+    #[actix_web::test]
+    async fn a_pair_runs_the_outer_step_on_the_inner_layers_own_answer() {
+        let app = atest::init_service(
+            App::new()
+                .wrap(Layered((SecurityHeaders, HeaderLimit { max_bytes: 64 })))
+                .route("/", web::get().to(HttpResponse::Ok))
+                .route("/panics", web::get().to(panics)),
+        )
+        .await;
+        let large = TestRequest::get().insert_header(("x-padding", "a".repeat(100)));
+        let res = atest::call_service(&app, large.to_request()).await;
+        assert_eq!(res.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+        assert!(
+            res.headers().contains_key(header::X_CONTENT_TYPE_OPTIONS),
+            "the outer layer's after ran on the inner layer's answer"
+        );
+
+        let err = atest::try_call_service(&app, TestRequest::get().uri("/panics").to_request())
+            .await
+            .err()
+            .expect("a panic leaves as an error actix renders");
+        assert_eq!(
+            err.error_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+}
