@@ -234,8 +234,7 @@ mod tests {
 
         let err = atest::try_call_service(&app, TestRequest::get().uri("/panics").to_request())
             .await
-            .err()
-            .expect("a panic leaves as an error actix renders");
+            .expect_err("a panic leaves as an error actix renders");
         assert_eq!(
             err.error_response().status(),
             StatusCode::INTERNAL_SERVER_ERROR
