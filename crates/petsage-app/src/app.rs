@@ -81,20 +81,20 @@ impl AppParts {
             // The request pipeline, outermost first; why in this order:
             // docs/architecture.md. One middleware runs them all.
             .wrap(Layered((
-                AssignRequestId,
+                Observe {
+                    quiet_paths: Arc::clone(&self.quiet_paths),
+                    metrics: self.metrics.as_ref().map(|m| Rc::new(m.http())),
+                },
                 (
                     SecurityHeaders,
                     (
-                        Observe {
-                            quiet_paths: Arc::clone(&self.quiet_paths),
-                            metrics: self.metrics.as_ref().map(|m| Rc::new(m.http())),
-                        },
+                        Problems,
                         (
-                            CloseWhileDraining {
-                                monitor: self.monitor.clone(),
-                            },
+                            AssignRequestId,
                             (
-                                Problems,
+                                CloseWhileDraining {
+                                    monitor: self.monitor.clone(),
+                                },
                                 HeaderLimit {
                                     max_bytes: self.max_header_bytes,
                                 },

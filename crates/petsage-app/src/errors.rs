@@ -10,7 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use log::error;
 use petsage_core::{PROBLEM_CONTENT_TYPE, Problem};
 
-use crate::layers::request_id;
+use petsage_core::request_id;
 
 /// Turns a 4xx/5xx response that actix or an extractor made (an `Error`, or
 /// no body type at all) into a problem body; any other response passes
@@ -55,9 +55,10 @@ fn is_json_type(content_type: &str) -> bool {
     essence == "application/json" || essence.ends_with("+json")
 }
 
-/// Adds the request's ID as the `request_id` member of a problem body that
-/// has none; any other response passes through untouched. Problems answer
-/// errors only, so a successful request costs nothing but a status check.
+/// Adds the request's ID (the answer's `X-Request-Id`, set by the request-ID
+/// layer inside) as the `request_id` member of a problem body that has none;
+/// any other response passes through untouched. Problems answer errors only,
+/// so a successful request costs nothing but a status check.
 pub(crate) fn quote_request_id(res: ServiceResponse) -> ServiceResponse {
     let status = res.status();
     let is_problem = (status.is_client_error() || status.is_server_error())
@@ -65,7 +66,15 @@ pub(crate) fn quote_request_id(res: ServiceResponse) -> ServiceResponse {
             .headers()
             .get(header::CONTENT_TYPE)
             .is_some_and(|v| v.as_bytes() == PROBLEM_CONTENT_TYPE.as_bytes());
-    let Some(id) = is_problem.then(|| request_id::of(res.request())).flatten() else {
+    if !is_problem {
+        return res;
+    }
+    let Some(id) = res
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+    else {
         return res;
     };
     let (req, response) = res.into_parts();
@@ -76,7 +85,7 @@ pub(crate) fn quote_request_id(res: ServiceResponse) -> ServiceResponse {
     };
     let body = match serde_json::from_slice::<Problem>(&bytes) {
         Ok(mut problem) if problem.request_id.is_none() => {
-            problem.request_id = Some(id.as_str().into());
+            problem.request_id = Some(id.into());
             serde_json::to_vec(&problem).map_or(bytes, Bytes::from)
         }
         _ => bytes,

@@ -1,13 +1,14 @@
 //! The request pipeline: one named layer per job, stacked in [`crate::app`].
 //!
 //! Outermost first, a request passes through:
-//! 1. [`request_id::AssignRequestId`]: the request's ID, in its extensions and
-//!    in the answer's `X-Request-Id`;
+//! 1. [`observe::Observe`]: the HTTP metrics and the access line, of the
+//!    final answer;
 //! 2. [`security_headers::SecurityHeaders`]: `X-Content-Type-Options: nosniff`;
-//! 3. [`observe::Observe`]: the HTTP metrics and the access line;
-//! 4. [`drain::CloseWhileDraining`]: `Connection: close` while the instance drains;
-//! 5. [`problems::Problems`]: every error answer becomes a problem body with
+//! 3. [`problems::Problems`]: every error answer becomes a problem body with
 //!    the request's ID;
+//! 4. [`request_id::AssignRequestId`]: the request's ID, in the answer's
+//!    `X-Request-Id`, where the layers outside it read it;
+//! 5. [`drain::CloseWhileDraining`]: `Connection: close` while the instance drains;
 //! 6. [`header_limit::HeaderLimit`]: 431 for oversized headers, before routing.
 //!
 //! Each is a [`Layer`]: a step before the inner service and a step on its

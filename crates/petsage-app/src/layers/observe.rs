@@ -15,9 +15,10 @@ use actix_web::Error;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode, Uri, Version};
 use log::Level;
-use petsage_core::{RequestId, RouteTemplate};
+use petsage_core::request_id;
+use petsage_core::{Problem, RouteTemplate};
 
-use super::{Layer, Response, Step, request_id};
+use super::{Layer, Response, Step};
 use crate::metrics::{Counted, HttpMetrics};
 
 /// The log target of access lines.
@@ -58,9 +59,15 @@ impl Layer for Observe {
         // fallback for the app's own routes (docs, metrics).
         if let Some(access) = observed.access {
             let req = res.request();
+            let id = res
+                .headers()
+                .get(request_id::HEADER)
+                .and_then(|v| v.to_str().ok());
             match req.app_data::<RouteTemplate>() {
-                Some(RouteTemplate(template)) => access.finish(res.status(), Some(template)),
-                None => access.finish(res.status(), req.match_pattern().as_deref()),
+                Some(RouteTemplate(template)) => {
+                    access.finish(res.status(), Some(template), id);
+                }
+                None => access.finish(res.status(), req.match_pattern().as_deref(), id),
             }
         }
         res
@@ -68,7 +75,9 @@ impl Layer for Observe {
 
     fn failed(observed: Observed, err: Error) -> Error {
         if let Some(access) = observed.access {
-            access.finish(err.as_response_error().status_code(), None);
+            let problem = err.as_error::<Problem>();
+            let id = problem.and_then(|problem| problem.request_id.as_deref());
+            access.finish(err.as_response_error().status_code(), None, id);
         }
         err
     }
@@ -81,7 +90,6 @@ struct AccessLine {
     method: Method,
     uri: Uri,
     version: Version,
-    id: Option<RequestId>,
 }
 
 impl AccessLine {
@@ -100,18 +108,17 @@ impl AccessLine {
             method: req.method().clone(),
             uri: req.uri().clone(),
             version: req.version(),
-            id: request_id::of(req.request()),
         })
     }
 
     /// `127.0.0.1:5000 "GET /api/v1/pets/1 HTTP/1.1" 200 0.412ms 0193…`, with
     /// the same facts as key-values for the JSON log; `route` is the matched
-    /// route template (`unmatched` when none).
-    fn finish(self, status: StatusCode, route: Option<&str>) {
+    /// route template (`unmatched` when none), `id` the request's ID.
+    fn finish(self, status: StatusCode, route: Option<&str>, id: Option<&str>) {
         let peer = self
             .peer
             .map_or_else(|| "-".to_owned(), |peer| peer.to_string());
-        let id = self.id.as_ref().map_or("-", RequestId::as_str);
+        let id = id.unwrap_or("-");
         let duration_ms = (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
         log::info!(
             target: TARGET,
@@ -209,11 +216,11 @@ mod tests {
         let app = atest::init_service(
             App::new()
                 .wrap(Layered(HeaderLimit { max_bytes: 1024 }))
+                .wrap(Layered(AssignRequestId))
                 .wrap(Layered(Observe {
                     quiet_paths: Arc::from(vec!["/quiet".to_owned()]),
                     metrics: Some(Rc::new(metrics.http())),
                 }))
-                .wrap(Layered(AssignRequestId))
                 .route("/quiet", web::get().to(HttpResponse::Ok))
                 .route("/loud", web::get().to(HttpResponse::Ok)),
         )

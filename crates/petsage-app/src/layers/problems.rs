@@ -74,7 +74,7 @@ mod tests {
     async fn call(req: TestRequest) -> ServiceResponse {
         let app = atest::init_service(
             App::new()
-                .wrap(Layered((AssignRequestId, Problems)))
+                .wrap(Layered((Problems, AssignRequestId)))
                 .route("/bad", web::get().to(bad_request))
                 .route("/broken", web::get().to(broken))
                 .route("/bare", web::get().to(bare_status))
