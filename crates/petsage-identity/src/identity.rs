@@ -139,13 +139,7 @@ impl Identity {
 
     /// Fetches the key set now; a failure keeps the keys in use.
     pub async fn fetch(&self) {
-        let shared = {
-            let mut fetching = lock(&self.inner.fetching);
-            fetching
-                .in_flight
-                .get_or_insert_with(|| self.clone().fetch_once().boxed().shared())
-                .clone()
-        };
+        let shared = self.join_or_start(&mut lock(&self.inner.fetching));
         shared.await;
     }
 
@@ -155,25 +149,29 @@ impl Identity {
     pub async fn refetch_for_unknown_key(&self) -> bool {
         let shared = {
             let mut fetching = lock(&self.inner.fetching);
-            match &fetching.in_flight {
-                Some(in_flight) => in_flight.clone(),
-                None => {
-                    let now = Instant::now();
-                    if fetching
-                        .last_refetch
-                        .is_some_and(|last| now.duration_since(last) < REFETCH_INTERVAL)
-                    {
-                        return false;
-                    }
-                    fetching.last_refetch = Some(now);
-                    let fetch = self.clone().fetch_once().boxed().shared();
-                    fetching.in_flight = Some(fetch.clone());
-                    fetch
+            if fetching.in_flight.is_none() {
+                let now = Instant::now();
+                if fetching
+                    .last_refetch
+                    .is_some_and(|last| now.duration_since(last) < REFETCH_INTERVAL)
+                {
+                    return false;
                 }
+                fetching.last_refetch = Some(now);
             }
+            self.join_or_start(&mut fetching)
         };
         shared.await;
         true
+    }
+
+    /// The fetch under way, or a new one; decided under the `fetching` lock,
+    /// so askers at the same time share one.
+    fn join_or_start(&self, fetching: &mut Fetching) -> Shared<BoxFuture<'static, ()>> {
+        fetching
+            .in_flight
+            .get_or_insert_with(|| self.clone().fetch_once().boxed().shared())
+            .clone()
     }
 
     async fn fetch_once(self) {
