@@ -9,7 +9,8 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::web::Data;
 use actix_web::{App, Error, web};
-use petsage_core::{BuiltFeature, HealthMonitor};
+use petsage_core::{BuiltFeature, HealthMonitor, Routes};
+use petsage_identity::dev::DevIssuer;
 
 use crate::layers::Layered;
 use crate::layers::drain::CloseWhileDraining;
@@ -40,6 +41,8 @@ pub(crate) struct AppParts {
     pub(crate) max_body_bytes: usize,
     /// Largest total size of a request's headers.
     pub(crate) max_header_bytes: usize,
+    /// In dev mode, the instance's own token issuer, whose discovery document and keys are served.
+    pub(crate) dev_issuer: Option<Arc<DevIssuer>>,
 }
 
 impl AppParts {
@@ -74,6 +77,7 @@ impl AppParts {
             .collect();
         let docs = self.docs.clone();
         let metrics_route = self.metrics.clone().filter(|_| self.metrics_route);
+        let dev_routes = self.dev_issuer.as_ref().map(petsage_identity::dev::routes);
         App::new()
             .app_data(self.monitor.clone())
             .app_data(web::PayloadConfig::new(self.max_body_bytes))
@@ -110,6 +114,9 @@ impl AppParts {
                 }
                 if let Some(metrics) = metrics_route {
                     metrics::configure(cfg, metrics);
+                }
+                for service in dev_routes.into_iter().flat_map(Routes::into_services) {
+                    cfg.service(service);
                 }
             })
             .default_service(web::to(errors::not_found))

@@ -1,5 +1,6 @@
 //! The command line: `petsage-app [FLAGS]` serves, `petsage-app openapi` prints
-//! the document, `petsage-app migrate` applies migrations and exits. Every
+//! the document, `petsage-app migrate` applies migrations and exits,
+//! `petsage-app dev-token` prints a dev-mode access token. Every
 //! registered feature adds its own settings under its own heading.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
@@ -10,7 +11,8 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, Subcommand};
 use petsage_core::Registration;
 use petsage_db::DatabaseSettings;
-use petsage_identity::IdentitySettings;
+use petsage_identity::dev::DevIssuer;
+use petsage_identity::{AuthMode, IdentitySettings};
 
 use crate::server::Stop;
 use crate::{API_PREFIX, Built, Settings, build, openapi, run};
@@ -50,6 +52,18 @@ enum Command_ {
         #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = petsage_core::settings::parse_duration)]
         timeout: Duration,
     },
+    /// Print an access token signed by the dev-mode key in the data folder (PETSAGE_AUTH_MODE=dev; never in production).
+    DevToken {
+        /// The caller's subject (`sub`): who the token speaks for.
+        #[arg(long, value_name = "SUBJECT")]
+        sub: String,
+        /// Scopes the token grants, comma-separated (e.g. notes:read,notes:write).
+        #[arg(long, value_name = "SCOPE,…", value_delimiter = ',')]
+        scope: Vec<String>,
+        /// How long the token is valid.
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = petsage_core::settings::parse_duration)]
+        ttl: Duration,
+    },
 }
 
 /// The command line: the app's own settings, then each feature's under its heading.
@@ -83,7 +97,56 @@ pub fn main(features: Vec<Registration>) -> ExitCode {
             let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
             probe(&url, timeout)
         }
-        None => serve(&cli.settings, &features, &matches, &cli.database),
+        Some(Command_::DevToken { sub, scope, ttl }) => {
+            dev_token(&cli.identity, &cli.database, &sub, &scope, ttl)
+        }
+        None => {
+            if cli.identity.auth_mode == AuthMode::Dev && !cli.settings.bind.ip().is_loopback() {
+                eprintln!(
+                    "petsage-app: invalid value \"{}\" for --bind / PETSAGE_BIND: PETSAGE_AUTH_MODE=dev serves on a loopback address only, such as 127.0.0.1:8080",
+                    cli.settings.bind
+                );
+                return ExitCode::from(EXIT_USAGE);
+            }
+            serve(&cli.settings, &features, &matches, &cli.database)
+        }
+    }
+}
+
+/// `petsage-app dev-token`: one token on stdout, signed by the dev key in the data folder.
+fn dev_token(
+    identity: &IdentitySettings,
+    database: &DatabaseSettings,
+    subject: &str,
+    scopes: &[String],
+    ttl: Duration,
+) -> ExitCode {
+    let scopes: Vec<String> = scopes
+        .iter()
+        .map(|scope| scope.trim().to_owned())
+        .filter(|scope| !scope.is_empty())
+        .collect();
+    if subject.trim().is_empty() || scopes.iter().any(|s| s.contains(char::is_whitespace)) {
+        eprintln!(
+            "petsage-app: dev-token: expected --sub NAME and --scope a,b (scopes without spaces)"
+        );
+        return ExitCode::from(EXIT_USAGE);
+    }
+    let audience = identity
+        .auth_audiences
+        .first()
+        .map_or(petsage_identity::dev::DEV_AUDIENCE, String::as_str);
+    let token = DevIssuer::load_or_create(&database.data_dir)
+        .and_then(|issuer| issuer.token(subject, &scopes, audience, ttl));
+    match token {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("petsage-app: dev-token: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 

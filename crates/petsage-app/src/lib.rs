@@ -25,7 +25,7 @@ use std::sync::Arc;
 use clap::{ArgMatches, FromArgMatches as _};
 use petsage_core::{BuiltFeature, Context, Lifecycle, Registration, RouteInfo};
 use petsage_db::DatabaseSettings;
-use petsage_identity::IdentitySettings;
+use petsage_identity::{Identity, IdentitySettings};
 
 /// The prefix every feature's endpoints are served under.
 pub const API_PREFIX: &str = "/api/v1";
@@ -48,6 +48,8 @@ pub struct Built {
     pub features: Vec<Arc<dyn BuiltFeature>>,
     /// Checks, start steps and stop steps from the features and the resources they asked for.
     pub lifecycle: Lifecycle,
+    /// The identity platform, when a feature serves protected routes.
+    pub identity: Option<Identity>,
 }
 
 /// Builds `features` from the parsed command line. No I/O happens here; it
@@ -57,7 +59,9 @@ pub fn build(
     matches: &ArgMatches,
     database: &DatabaseSettings,
 ) -> Result<Built, String> {
-    let identity = IdentitySettings::from_arg_matches(matches).map_err(|err| err.to_string())?;
+    let mut identity =
+        IdentitySettings::from_arg_matches(matches).map_err(|err| err.to_string())?;
+    identity.data_dir.clone_from(&database.data_dir);
     let mut ctx = Context::for_features(features.iter().map(Registration::name));
     ctx.insert(database.clone());
     ctx.insert(identity);
@@ -67,6 +71,7 @@ pub fn build(
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Built {
         features: built,
+        identity: ctx.get::<Identity>().cloned(),
         lifecycle: ctx.into_lifecycle(),
     })
 }

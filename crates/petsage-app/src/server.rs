@@ -170,8 +170,10 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let Built {
         features,
         mut lifecycle,
+        identity,
     } = built;
-    let parts = app_parts(settings, features.into(), &mut lifecycle);
+    let mut parts = app_parts(settings, features.into(), &mut lifecycle);
+    parts.dev_issuer = identity.and_then(|identity| identity.dev_issuer().cloned());
     let monitor = parts.monitor.clone().into_inner();
     let metrics_server = match (&parts.metrics, settings.metrics_bind) {
         (Some(metrics), Some(bind)) => Some(metrics_server(metrics.clone(), bind)?),
@@ -253,6 +255,7 @@ fn app_parts(
         metrics_route: settings.metrics_bind.is_none(),
         max_body_bytes: settings.max_body_bytes,
         max_header_bytes: settings.max_header_bytes,
+        dev_issuer: None,
     }
 }
 

@@ -16,11 +16,15 @@ pub fn defaults<T: clap::Args + clap::FromArgMatches>() -> T {
         .unwrap_or_else(|err| panic!("the flags' defaults do not parse: {err}"))
 }
 
-/// `500ms`, `2s`, `1.5s`, or a bare number of seconds (`2`).
+/// `500ms`, `2s`, `1.5s`, `10m`, `1h`, or a bare number of seconds (`2`).
 pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    const EXPECTED: &str = "expected a duration such as 500ms, 2s or 2 (seconds)";
+    const EXPECTED: &str = "expected a duration such as 500ms, 2s, 2 (seconds), 10m or 1h";
     let (number, scale) = if let Some(ms) = value.strip_suffix("ms") {
         (ms, 1e-3)
+    } else if let Some(minutes) = value.strip_suffix('m') {
+        (minutes, 60.0)
+    } else if let Some(hours) = value.strip_suffix('h') {
+        (hours, 3600.0)
     } else {
         (value.strip_suffix('s').unwrap_or(value), 1.0)
     };
@@ -54,7 +58,9 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        for bad in ["", "soon", "-1s", "1h", "ms"] {
+        assert_eq!(parse_duration("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "soon", "-1s", "1d", "ms", "m", "1mm"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

@@ -12,10 +12,11 @@ use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use petsage_core::{Context, HealthCheck};
 
+use crate::dev::{DEV_AUDIENCE, DEV_ISSUER, DevIssuer};
 use crate::keys::KeySet;
 use crate::metrics::{AuthCollector, AuthCounters};
 use crate::verify::Verifier;
-use crate::{IdentitySettings, Scopes};
+use crate::{AuthMode, IdentitySettings, Scopes};
 
 /// The least time between two key-set fetches asked for by unknown `kid`s.
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -31,6 +32,8 @@ pub struct Identity {
 
 struct Inner {
     issuer: String,
+    /// In dev mode, this instance's own issuer, whose key is the key set.
+    dev: Option<Arc<DevIssuer>>,
     jwks_url: Option<String>,
     verifier: Verifier,
     keys: RwLock<Option<Arc<KeySet>>>,
@@ -65,6 +68,15 @@ impl Identity {
         ctx.add_metrics(Box::new(AuthCollector::new(Arc::clone(
             &identity.inner.counters,
         ))));
+        ctx.insert(identity.clone());
+        if let Some(dev) = &identity.inner.dev {
+            log::warn!(
+                "identity: dev mode: this instance accepts tokens signed by its own key {} (petsage-app dev-token); never in production",
+                dev.path().display()
+            );
+            identity.set_keys(dev.key_set());
+            return Ok(identity);
+        }
         let started = identity.clone();
         let refresh = settings.auth_jwks_refresh;
         ctx.on_start_shared("identity: fetch the key set", move || async move {
@@ -72,22 +84,53 @@ impl Identity {
             actix_web::rt::spawn(started.refresh_every(refresh));
             Ok(())
         });
-        ctx.insert(identity.clone());
         Ok(identity)
     }
 
-    /// An identity platform for `settings`, with no key set yet.
+    /// An identity platform for `settings`, with no key set yet (in dev
+    /// mode, with the dev key made or loaded from the data folder).
     pub fn new(settings: &IdentitySettings) -> Result<Self, String> {
+        if settings.auth_mode == AuthMode::Dev {
+            return Self::dev(settings);
+        }
         let Some(issuer) = settings.auth_issuer.clone() else {
             return Err("PETSAGE_AUTH_ISSUER (--auth-issuer) is not set: a feature serves protected routes; set it to the OpenID provider's issuer URL".to_owned());
         };
         if settings.auth_audiences.is_empty() {
             return Err("PETSAGE_AUTH_AUDIENCES (--auth-audiences) is not set: with an issuer, name the audiences this service accepts, comma-separated".to_owned());
         }
-        Ok(Self {
+        Ok(Self::with(issuer, settings, None))
+    }
+
+    /// Dev mode: the issuer is this instance, with its key from the data folder.
+    fn dev(settings: &IdentitySettings) -> Result<Self, String> {
+        if settings.auth_issuer.is_some() || settings.auth_jwks_url.is_some() {
+            return Err("PETSAGE_AUTH_MODE=dev makes this instance its own issuer: unset PETSAGE_AUTH_ISSUER and PETSAGE_AUTH_JWKS_URL, or use PETSAGE_AUTH_MODE=provider".to_owned());
+        }
+        if !settings
+            .auth_algorithms
+            .contains(&jsonwebtoken::Algorithm::ES256)
+        {
+            return Err("PETSAGE_AUTH_MODE=dev signs with ES256: add it to PETSAGE_AUTH_ALGORITHMS (--auth-algorithms)".to_owned());
+        }
+        let dev = DevIssuer::load_or_create(&settings.data_dir)?;
+        let mut settings = settings.clone();
+        if settings.auth_audiences.is_empty() {
+            settings.auth_audiences = vec![DEV_AUDIENCE.to_owned()];
+        }
+        Ok(Self::with(
+            DEV_ISSUER.to_owned(),
+            &settings,
+            Some(Arc::new(dev)),
+        ))
+    }
+
+    fn with(issuer: String, settings: &IdentitySettings, dev: Option<Arc<DevIssuer>>) -> Self {
+        Self {
             inner: Arc::new(Inner {
                 verifier: Verifier::new(&issuer, settings),
                 issuer,
+                dev,
                 jwks_url: settings.auth_jwks_url.clone(),
                 keys: RwLock::new(None),
                 generation: AtomicU64::new(0),
@@ -95,7 +138,12 @@ impl Identity {
                 last_failure: Mutex::default(),
                 counters: Arc::default(),
             }),
-        })
+        }
+    }
+
+    /// This instance's own issuer, in dev mode.
+    pub fn dev_issuer(&self) -> Option<&Arc<DevIssuer>> {
+        self.inner.dev.as_ref()
     }
 
     /// A requirement of `scopes`, all of them, for a route (see `Route::require`).
@@ -177,9 +225,12 @@ impl Identity {
     async fn fetch_once(self) {
         let issuer = self.inner.issuer.clone();
         let jwks_url = self.inner.jwks_url.clone();
-        let fetched = actix_web::rt::task::spawn_blocking(move || fetch_key_set(&issuer, jwks_url))
-            .await
-            .unwrap_or_else(|err| Err(format!("the fetch stopped: {err}")));
+        let fetched = match &self.inner.dev {
+            Some(dev) => Ok(dev.key_set()),
+            None => actix_web::rt::task::spawn_blocking(move || fetch_key_set(&issuer, jwks_url))
+                .await
+                .unwrap_or_else(|err| Err(format!("the fetch stopped: {err}"))),
+        };
         match fetched {
             Ok(keys) => {
                 log::info!(

@@ -3,6 +3,7 @@
 //! provider, with the keys of the provider's JWKS, and enforces the scopes a
 //! route requires. It stores no password.
 
+pub mod dev;
 mod identity;
 mod keys;
 mod metrics;
@@ -19,5 +20,5 @@ pub use metrics::Failure;
 pub use openapi::OPENID_SCHEME;
 pub use principal::Principal;
 pub use require::{BEARER_SCHEME, Scopes};
-pub use settings::{IdentitySettings, ScopeClaim};
+pub use settings::{AuthMode, IdentitySettings, ScopeClaim};
 pub use verify::{Invalid, MAX_TOKEN_BYTES, Verified, Verifier};

@@ -1,6 +1,7 @@
 //! The identity settings: flags with environment fallbacks, under the
 //! `Identity` heading of `--help`.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use jsonwebtoken::Algorithm;
@@ -10,6 +11,10 @@ use petsage_core::settings::parse_duration;
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Identity")]
 pub struct IdentitySettings {
+    /// Where keys come from: `provider` (an OpenID provider's JWKS) or `dev` (this instance signs its own tokens; loopback only).
+    #[arg(long, env = "PETSAGE_AUTH_MODE", value_name = "provider|dev", default_value = "provider", value_parser = parse_mode)]
+    pub auth_mode: AuthMode,
+
     /// The OpenID provider's issuer URL; its /.well-known/openid-configuration names the key set.
     #[arg(long, env = "PETSAGE_AUTH_ISSUER", value_name = "URL", value_parser = parse_url)]
     pub auth_issuer: Option<String>,
@@ -42,6 +47,27 @@ pub struct IdentitySettings {
     /// How often the key set is fetched again.
     #[arg(long, env = "PETSAGE_AUTH_JWKS_REFRESH", value_name = "DURATION", default_value = "10m", value_parser = parse_refresh)]
     pub auth_jwks_refresh: Duration,
+
+    /// The data folder, where dev mode keeps its signing key; the app sets it from `--data-dir`.
+    #[arg(skip)]
+    pub data_dir: PathBuf,
+}
+
+/// Where the keys that verify tokens come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// An OpenID provider's key set, fetched from its issuer.
+    Provider,
+    /// This instance's own dev key, kept in the data folder; for one machine only.
+    Dev,
+}
+
+fn parse_mode(value: &str) -> Result<AuthMode, String> {
+    match value {
+        "provider" => Ok(AuthMode::Provider),
+        "dev" => Ok(AuthMode::Dev),
+        _ => Err("expected provider or dev".to_owned()),
+    }
 }
 
 impl Default for IdentitySettings {
@@ -105,18 +131,10 @@ fn parse_algorithm(value: &str) -> Result<Algorithm, String> {
 
 fn parse_refresh(value: &str) -> Result<Duration, String> {
     const EXPECTED: &str = "expected a duration such as 10m, 600s or 600 (seconds), above zero";
-    let duration = match value.strip_suffix('m') {
-        Some(minutes) if !minutes.ends_with('m') => minutes
-            .trim()
-            .parse::<u64>()
-            .map(|m| Duration::from_secs(m * 60))
-            .map_err(|_| EXPECTED.to_owned())?,
-        _ => parse_duration(value).map_err(|_| EXPECTED.to_owned())?,
-    };
-    if duration.is_zero() {
-        return Err(EXPECTED.to_owned());
+    match parse_duration(value) {
+        Ok(duration) if !duration.is_zero() => Ok(duration),
+        _ => Err(EXPECTED.to_owned()),
     }
-    Ok(duration)
 }
 
 #[cfg(test)]
@@ -127,6 +145,7 @@ mod tests {
     fn defaults_are_the_flags_defaults() {
         let settings = IdentitySettings::default();
         assert_eq!(settings.auth_issuer, None);
+        assert_eq!(settings.auth_mode, AuthMode::Provider);
         assert_eq!(
             settings.auth_algorithms,
             [Algorithm::RS256, Algorithm::ES256]
