@@ -20,12 +20,16 @@ pub mod pg;
 pub mod whoami;
 pub mod wrk;
 
+/// The scopes that let a caller read and write the `notes` feature's rows.
+pub const NOTES_SCOPES: &[&str] = &["notes:read", "notes:write"];
+
 /// The features the test app serves: PetSage's own; the generated `notes`
 /// feature (a database-backed resource, rendered from the generator's
 /// templates) unless `PETSAGE_TEST_NOTES=off`; and the test-only faults
 /// unless `PETSAGE_TEST_FAULTS=off`; and, with `PETSAGE_TEST_WHOAMI=on`, one
-/// protected route (it then needs the identity settings). With notes and
-/// faults off it serves exactly what `petsage-app` does.
+/// more protected route. Notes and whoami need identity settings: the
+/// harness starts servers in dev mode unless a test says otherwise. With
+/// notes and faults off it serves exactly what `petsage-app` does.
 pub fn features() -> petsage_app::Features {
     let mut features = petsage_app::features();
     if std::env::var("PETSAGE_TEST_NOTES").as_deref() != Ok("off") {
@@ -67,6 +71,10 @@ pub struct Server {
     /// The thread reading stderr; it ends when the process closes stderr.
     reader: Option<thread::JoinHandle<()>>,
     agent: ureq::Agent,
+    /// The `Authorization` header every request carries, once a test acts as a caller.
+    bearer: Mutex<Option<String>>,
+    /// Where the server keeps its data: in dev mode, its signing key.
+    data_dir: Option<std::path::PathBuf>,
     _scratch: Option<Scratch>,
 }
 
@@ -102,6 +110,8 @@ pub struct ServerBuilder {
     command: Command,
     /// The data folder made for this server alone, removed when it ends.
     scratch: Option<Scratch>,
+    /// The data folder the server is given.
+    data_dir: Option<std::path::PathBuf>,
     wait_ready: bool,
 }
 
@@ -157,6 +167,7 @@ impl ServerBuilder {
     pub fn data_dir(mut self, dir: &std::path::Path) -> Self {
         self.command.env("PETSAGE_DATA_DIR", dir);
         self.scratch = None;
+        self.data_dir = Some(dir.to_owned());
         self
     }
 
@@ -201,6 +212,8 @@ impl ServerBuilder {
             log,
             reader: Some(reader),
             agent: agent(Duration::from_secs(10)),
+            bearer: Mutex::new(None),
+            data_dir: self.data_dir,
             _scratch: self.scratch,
         };
         if self.wait_ready {
@@ -238,8 +251,9 @@ pub fn agent(timeout: Duration) -> ureq::Agent {
 }
 
 impl Server {
-    /// A builder for `binary` listening on `127.0.0.1:0` with `info` logging
-    /// and a data folder of its own.
+    /// A builder for `binary` listening on `127.0.0.1:0` with `info` logging,
+    /// a data folder of its own, and identity in dev mode (its own signing
+    /// key in that folder: see [`Server::token`]).
     pub fn builder(binary: &str) -> ServerBuilder {
         let scratch = Scratch::new("data");
         let mut command = Command::new(binary);
@@ -248,13 +262,47 @@ impl Server {
             .env("PETSAGE_WORKERS", "2")
             .env("RUST_LOG", "info")
             .env("PETSAGE_DATA_DIR", scratch.path())
+            .env("PETSAGE_AUTH_MODE", "dev")
             .env_remove("PETSAGE_DOCS")
-            .env_remove("PETSAGE_DATABASE_URL");
+            .env_remove("PETSAGE_DATABASE_URL")
+            .env_remove("PETSAGE_AUTH_ISSUER")
+            .env_remove("PETSAGE_AUTH_JWKS_URL")
+            .env_remove("PETSAGE_AUTH_AUDIENCES");
         ServerBuilder {
+            data_dir: Some(scratch.path().to_owned()),
             command,
             scratch: Some(scratch),
             wait_ready: true,
         }
+    }
+
+    /// A dev-mode access token for `subject` with `scopes`, signed with this
+    /// server's own key, as `petsage-app dev-token` makes it.
+    pub fn token(&self, subject: &str, scopes: &[&str]) -> String {
+        let dir = self.data_dir.as_deref().expect("the server's data folder");
+        let scopes: Vec<String> = scopes.iter().map(|s| (*s).to_owned()).collect();
+        petsage_identity::dev::DevIssuer::load_or_create(dir)
+            .and_then(|issuer| {
+                issuer.token(
+                    subject,
+                    &scopes,
+                    petsage_identity::dev::DEV_AUDIENCE,
+                    Duration::from_secs(3600),
+                )
+            })
+            .unwrap_or_else(|err| panic!("dev token: {err}"))
+    }
+
+    /// From now on every request carries a token for `subject` with `scopes`.
+    pub fn act_as(&self, subject: &str, scopes: &[&str]) -> &Self {
+        let bearer = format!("Bearer {}", self.token(subject, scopes));
+        *self.bearer.lock().expect("bearer lock") = Some(bearer);
+        self
+    }
+
+    /// The `Authorization` header the requests carry, if a test acts as a caller.
+    pub fn authorization(&self) -> Option<String> {
+        self.bearer.lock().expect("bearer lock").clone()
     }
 
     /// The address the server listens on.
@@ -283,7 +331,13 @@ impl Server {
     }
 
     /// Sends `request` and reads the whole reply (no body for HEAD).
-    fn exchange<B: ureq::AsSendBody>(&self, request: ureq::http::Request<B>) -> Reply {
+    pub fn exchange<B: ureq::AsSendBody>(&self, mut request: ureq::http::Request<B>) -> Reply {
+        if let Some(bearer) = self.authorization() {
+            let headers = request.headers_mut();
+            if !headers.contains_key("authorization") {
+                headers.insert("authorization", bearer.parse().expect("a header value"));
+            }
+        }
         let (method, uri) = (request.method().clone(), request.uri().clone());
         let mut res = self
             .agent
@@ -593,8 +647,11 @@ pub fn run_to_exit(
     args: &[&str],
     env: &[(&str, &str)],
 ) -> (Option<i32>, String, String) {
+    let scratch = Scratch::new("run");
     let output = Command::new(binary)
         .args(args)
+        .env("PETSAGE_AUTH_MODE", "dev")
+        .env("PETSAGE_DATA_DIR", scratch.path())
         .envs(env.iter().copied())
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())

@@ -50,7 +50,8 @@ impl LoadReport {
 }
 
 /// Client threads that create a note and read it back, over and over, at `base`
-/// (`http://IP:PORT`), until stopped or `limit` has passed.
+/// (`http://IP:PORT`), as the caller whose `Authorization` header they send,
+/// until stopped or `limit` has passed.
 pub struct WriteLoad {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<LoadReport>>,
@@ -58,22 +59,27 @@ pub struct WriteLoad {
 
 impl WriteLoad {
     /// Starts `clients` threads.
-    pub fn start(base: &str, clients: usize, limit: Duration) -> Self {
+    pub fn start(base: &str, authorization: &str, clients: usize, limit: Duration) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + limit;
         let threads = (0..clients)
             .map(|client| {
                 let stop = Arc::clone(&stop);
-                let base = base.to_owned();
-                thread::spawn(move || run(&base, client, &stop, deadline))
+                let (base, authorization) = (base.to_owned(), authorization.to_owned());
+                thread::spawn(move || run(&base, &authorization, client, &stop, deadline))
             })
             .collect();
         Self { stop, threads }
     }
 
     /// Runs `clients` threads for `duration`, and adds up what they saw.
-    pub fn run_for(base: &str, clients: usize, duration: Duration) -> LoadReport {
-        let load = Self::start(base, clients, duration);
+    pub fn run_for(
+        base: &str,
+        authorization: &str,
+        clients: usize,
+        duration: Duration,
+    ) -> LoadReport {
+        let load = Self::start(base, authorization, clients, duration);
         thread::sleep(duration);
         load.finish()
     }
@@ -89,7 +95,13 @@ impl WriteLoad {
     }
 }
 
-fn run(base: &str, client: usize, stop: &AtomicBool, deadline: Instant) -> LoadReport {
+fn run(
+    base: &str,
+    authorization: &str,
+    client: usize,
+    stop: &AtomicBool,
+    deadline: Instant,
+) -> LoadReport {
     let agent = agent(Duration::from_secs(5));
     let mut report = LoadReport::default();
     let mut n = 0;
@@ -100,6 +112,7 @@ fn run(base: &str, client: usize, stop: &AtomicBool, deadline: Instant) -> LoadR
         let created = agent
             .post(format!("{base}/api/v1/notes"))
             .header("content-type", "application/json")
+            .header("authorization", authorization)
             .send(body);
         let id = record(&mut report, created, started, "POST")
             .filter(|(status, _)| *status == 201)
@@ -112,7 +125,10 @@ fn run(base: &str, client: usize, stop: &AtomicBool, deadline: Instant) -> LoadR
         };
         report.acknowledged.push(id);
         let started = Instant::now();
-        let read = agent.get(format!("{base}/api/v1/notes/{id}")).call();
+        let read = agent
+            .get(format!("{base}/api/v1/notes/{id}"))
+            .header("authorization", authorization)
+            .call();
         record(&mut report, read, started, "GET");
     }
     report
@@ -147,14 +163,16 @@ fn record(
     }
 }
 
-/// Reads each id in `ids` from `base`: the ones not found (or not readable).
-pub fn missing(base: &str, ids: &[i64]) -> Vec<i64> {
+/// Reads each id in `ids` from `base` as the caller whose `Authorization`
+/// header is given: the ones not found (or not readable).
+pub fn missing(base: &str, authorization: &str, ids: &[i64]) -> Vec<i64> {
     let agent = agent(Duration::from_secs(5));
     ids.iter()
         .copied()
         .filter(|id| {
             agent
                 .get(format!("{base}/api/v1/notes/{id}"))
+                .header("authorization", authorization)
                 .call()
                 .map_or(true, |res| res.status() != 200)
         })

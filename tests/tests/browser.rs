@@ -17,6 +17,29 @@ fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
+/// Runs `tests/browser/docs.cjs` against `server` with `extra` arguments: what it saw.
+fn docs_page(server: &Server, screenshot: &Path, extra: &[&str]) -> serde_json::Value {
+    let browser_dir = target_dir().join("browser");
+    let _ = std::fs::remove_file(screenshot);
+    let profile = Scratch::new("chromium-profile");
+    let output = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/docs.cjs"))
+        .arg(server.url(""))
+        .arg(screenshot)
+        .arg(profile.path())
+        .args(extra)
+        .env("NODE_PATH", browser_dir.join("node_modules"))
+        .output()
+        .expect("node runs (cargo xtask ci installs npm and playwright-core)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim()).expect("one JSON line")
+}
+
 #[test]
 #[ignore = "needs chromium and playwright-core run by cargo xtask ci"]
 fn swagger_ui_renders_and_executes_the_health_check_in_chromium() {
@@ -27,25 +50,8 @@ fn swagger_ui_renders_and_executes_the_health_check_in_chromium() {
         .env("PETSAGE_TEST_NOTES", "off")
         .env("PETSAGE_TEST_FAULTS", "off")
         .start();
-    let browser_dir = target_dir().join("browser");
-    let screenshot = browser_dir.join("docs-health-executed.png");
-    let _ = std::fs::remove_file(&screenshot);
-    let profile = Scratch::new("chromium-profile");
-    let output = Command::new("node")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("browser/docs.cjs"))
-        .arg(server.url(""))
-        .arg(&screenshot)
-        .arg(profile.path())
-        .env("NODE_PATH", browser_dir.join("node_modules"))
-        .output()
-        .expect("node runs (cargo xtask ci installs npm and playwright-core)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+    let screenshot = target_dir().join("browser/docs-health-executed.png");
+    let seen = docs_page(&server, &screenshot, &[]);
 
     assert_eq!(
         seen["title"]
@@ -75,4 +81,36 @@ fn swagger_ui_renders_and_executes_the_health_check_in_chromium() {
     let png = std::fs::read(&screenshot).expect("the screenshot was saved");
     assert!(png.starts_with(b"\x89PNG"), "not a PNG");
     eprintln!("screenshot: {}", screenshot.display());
+}
+
+#[test]
+#[ignore = "needs chromium and playwright-core run by cargo xtask ci"]
+fn swagger_ui_authorize_with_a_dev_token_lets_try_it_out_reach_a_protected_route() {
+    // A generated feature in dev mode, as the generator's next steps describe.
+    let server = Server::builder(APP)
+        .env("PETSAGE_TEST_FAULTS", "off")
+        .start();
+    let token = server.token("alice", petsage_tests::NOTES_SCOPES);
+    server.act_as("alice", petsage_tests::NOTES_SCOPES);
+    let created = server.post_json(
+        "/api/v1/notes",
+        &serde_json::json!({"name": "written before the browser came"}),
+    );
+    assert_eq!(created.status.as_u16(), 201, "{}", created.body);
+
+    let screenshot = target_dir().join("browser/docs-authorized.png");
+    let seen = docs_page(
+        &server,
+        &screenshot,
+        &[&token, "operations-Notes-notes_list"],
+    );
+    let protected = &seen["protected"];
+    assert_eq!(protected["before"], "401", "without a token: {seen}");
+    assert_eq!(protected["after"], "200", "after Authorize: {seen}");
+    let body: serde_json::Value =
+        serde_json::from_str(protected["body"].as_str().expect("a body")).expect("JSON body");
+    assert!(
+        body.to_string().contains("written before the browser came"),
+        "alice's note in the list: {body}"
+    );
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use petsage_db::testing::{TestDatabase, admin_sql, query_i64};
 use petsage_tests::load::{WriteLoad, missing};
 use petsage_tests::pg::PgCluster;
-use petsage_tests::{READY_LINE, Scratch, Server, StatusCode, run_to_exit};
+use petsage_tests::{NOTES_SCOPES, READY_LINE, Scratch, Server, StatusCode, run_to_exit};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 
@@ -179,6 +179,7 @@ fn migrate_false_refuses_a_stale_schema_and_migrate_applies_it() {
         .env("PETSAGE_DATABASE_URL", db.url())
         .env("PETSAGE_MIGRATE", "false")
         .start();
+    server.act_as("alice", NOTES_SCOPES);
     let created = server.post_json(
         "/api/v1/notes",
         &serde_json::json!({"name": "after migrate"}),
@@ -243,13 +244,17 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
         .env("RUST_LOG", "info,petsage::access=warn")
         .start();
     let base = server.url("");
+    let alice = server
+        .act_as("alice", NOTES_SCOPES)
+        .authorization()
+        .unwrap_or_default();
 
-    let before = WriteLoad::run_for(&base, 4, Duration::from_secs(1));
+    let before = WriteLoad::run_for(&base, &alice, 4, Duration::from_secs(1));
     assert!(before.acknowledged.len() > 10, "{before:?}");
     assert_eq!(before.non_2xx(), 0, "{before:?}");
 
     // The database goes away under load.
-    let during = WriteLoad::start(&base, 4, Duration::from_secs(30));
+    let during = WriteLoad::start(&base, &alice, 4, Duration::from_secs(30));
     cluster.down();
     let to_unready = server.wait_for_status(
         "/api/v1/health/ready",
@@ -272,7 +277,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
         StatusCode::OK,
         Duration::from_secs(10),
     );
-    let after = WriteLoad::run_for(&base, 4, Duration::from_secs(1));
+    let after = WriteLoad::run_for(&base, &alice, 4, Duration::from_secs(1));
     let recovered_in = back.elapsed();
     assert_eq!(after.non_2xx(), 0, "{after:?}");
     assert!(!after.acknowledged.is_empty(), "{after:?}");
@@ -306,7 +311,7 @@ fn a_database_outage_under_load_is_503_at_once_and_recovers_by_itself() {
         during.slowest
     );
     let everything = [before.acknowledged, during.acknowledged, after.acknowledged].concat();
-    assert_eq!(missing(&base, &everything), Vec::<i64>::new());
+    assert_eq!(missing(&base, &alice, &everything), Vec::<i64>::new());
 }
 
 #[test]
@@ -317,6 +322,7 @@ fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
         .env("PETSAGE_DATABASE_MAX_CONNECTIONS", "1")
         .env("PETSAGE_DATABASE_ACQUIRE_TIMEOUT", "300ms")
         .start();
+    server.act_as("alice", NOTES_SCOPES);
     let created = server.post_json("/api/v1/notes", &serde_json::json!({"name": "kept"}));
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
     let id = created.json()["id"].as_i64().expect("id");
@@ -363,16 +369,21 @@ fn an_exhausted_pool_is_503_within_the_acquire_timeout_then_recovers() {
     );
 }
 
-/// Writes under load, `kill -9`, restart on the same database: every `201` is there.
+/// Writes under load, `kill -9`, restart on the same database (and the same
+/// data folder, so the same dev signing key): every `201` is there.
 fn kill_9_during_writes(builder: impl Fn() -> petsage_tests::ServerBuilder, label: &str) {
     let server = builder().start();
-    let load = WriteLoad::start(&server.url(""), 4, Duration::from_secs(10));
+    let alice = server
+        .act_as("alice", NOTES_SCOPES)
+        .authorization()
+        .unwrap_or_default();
+    let load = WriteLoad::start(&server.url(""), &alice, 4, Duration::from_secs(10));
     thread::sleep(Duration::from_millis(1500));
     server.signal("KILL");
     let report = load.finish();
     drop(server);
     let server = builder().start();
-    let lost = missing(&server.url(""), &report.acknowledged);
+    let lost = missing(&server.url(""), &alice, &report.acknowledged);
     println!(
         "kill -9 on {label}: {} requests sent, {} writes acknowledged, {} found after restart, {} lost",
         report.sent,
@@ -396,8 +407,13 @@ fn kill_9_during_writes_loses_no_acknowledged_write_on_sqlite() {
 fn kill_9_during_writes_loses_no_acknowledged_write_on_postgres() {
     let _serial = petsage_tests::one_at_a_time();
     let db = TestDatabase::postgres();
+    let data = Scratch::new("kill9");
     kill_9_during_writes(
-        || Server::builder(APP).env("PETSAGE_DATABASE_URL", db.url()),
+        || {
+            Server::builder(APP)
+                .env("PETSAGE_DATABASE_URL", db.url())
+                .data_dir(data.path())
+        },
         "PostgreSQL",
     );
 }

@@ -63,10 +63,12 @@ fn all_passing_checks_keep_the_seed_contract() {
     assert_eq!(body["status"], "ok");
     assert_eq!(body["phase"], "serving");
     let checks = body["checks"].as_array().expect("checks");
-    // The two test checks, and the database check the notes feature brings.
+    // The two test checks, the database check the notes feature brings, and
+    // identity's key-set check (its protected routes need keys).
     let names: Vec<&str> = checks.iter().filter_map(|c| c["name"].as_str()).collect();
-    assert_eq!(names.len(), 3, "{body}");
+    assert_eq!(names.len(), 4, "{body}");
     assert!(names.contains(&"database"), "{body}");
+    assert!(names.contains(&"auth-keys"), "{body}");
     for check in checks {
         assert_eq!(check["status"], "ok");
         assert!(check["duration_ms"].as_f64().is_some(), "{check}");

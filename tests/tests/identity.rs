@@ -18,6 +18,7 @@ fn app(provider: &Provider, env: &[(&str, &str)]) -> Server {
     let issuer = provider.issuer();
     let builder = Server::builder(APP)
         .env("PETSAGE_TEST_WHOAMI", "on")
+        .env("PETSAGE_AUTH_MODE", "provider")
         .env("PETSAGE_AUTH_ISSUER", &issuer)
         .env("PETSAGE_AUTH_AUDIENCES", oidc::AUDIENCE);
     env.iter()

@@ -22,6 +22,7 @@ fn series(text: &str) -> Vec<&str> {
 #[test]
 fn requests_are_counted_by_route_template_and_unknown_paths_as_unmatched() {
     let server = Server::builder(APP).start();
+    server.act_as("alice", petsage_tests::NOTES_SCOPES);
     assert_eq!(
         server.get("/api/v1/notes/424242").status,
         StatusCode::NOT_FOUND
@@ -233,6 +234,7 @@ fn the_dashboard_and_the_alert_rules_read_only_series_the_service_serves() {
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical")
         .env("PETSAGE_TEST_WHOAMI", "on")
+        .env("PETSAGE_AUTH_MODE", "provider")
         .env("PETSAGE_AUTH_ISSUER", "http://127.0.0.1:9")
         .env("PETSAGE_AUTH_AUDIENCES", "notes")
         .start();

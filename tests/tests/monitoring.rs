@@ -179,9 +179,18 @@ fn schemathesis_finds_no_contract_violation() {
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_FAULTS", "off")
         .start();
+    // A caller with every scope the contract names, so every operation is
+    // reached; `--checks all` includes `ignored_auth`, which also sends each
+    // secured operation without the token and with a bad one, and fails if
+    // either is let in.
+    let authorization = server
+        .act_as("alice", petsage_tests::NOTES_SCOPES)
+        .authorization()
+        .unwrap_or_default();
     let output = Command::new(schemathesis())
         .args(["run", &server.url("/api-docs/openapi.json")])
         .args(["--url", &server.url("")])
+        .args(["--header", &format!("Authorization: {authorization}")])
         .args([
             "--checks",
             "all",

@@ -8,16 +8,20 @@ use petsage_tests::free_port;
 use petsage_tests::lb::Haproxy;
 use petsage_tests::load::{WriteLoad, missing};
 use petsage_tests::wrk::{spawn_wrk, wrk_report};
-use petsage_tests::{Server, ServerBuilder};
+use petsage_tests::{NOTES_SCOPES, Scratch, Server, ServerBuilder};
 
 const APP: &str = env!("CARGO_BIN_EXE_petsage-test-app");
 /// HAProxy checks every second (`inter 1s` in deploy/haproxy/haproxy.cfg).
 const CHECK_INTERVAL: Duration = Duration::from_secs(1);
 
-fn instance(bind: &str, database_url: Option<&str>) -> ServerBuilder {
+/// An instance on `bind`; on a shared database it also shares `data`, so every
+/// instance signs and accepts the same dev tokens.
+fn instance(bind: &str, database_url: Option<&str>, data: &Scratch) -> ServerBuilder {
     let builder = Server::builder(APP);
     let builder = match database_url {
-        Some(url) => builder.env("PETSAGE_DATABASE_URL", url),
+        Some(url) => builder
+            .env("PETSAGE_DATABASE_URL", url)
+            .data_dir(data.path()),
         None => builder,
     };
     builder
@@ -27,13 +31,17 @@ fn instance(bind: &str, database_url: Option<&str>) -> ServerBuilder {
 }
 
 /// `n` instances on free ports behind HAProxy, once HAProxy sees them all UP.
-fn cluster(n: usize, database_url: Option<&str>) -> (Vec<String>, Vec<Server>, Haproxy) {
+fn cluster(
+    n: usize,
+    database_url: Option<&str>,
+    data: &Scratch,
+) -> (Vec<String>, Vec<Server>, Haproxy) {
     let binds: Vec<String> = (0..n)
         .map(|_| format!("127.0.0.1:{}", free_port()))
         .collect();
     let servers = binds
         .iter()
-        .map(|b| instance(b, database_url).start())
+        .map(|b| instance(b, database_url, data).start())
         .collect();
     let lb = Haproxy::start(&binds);
     for i in 1..=n {
@@ -50,6 +58,7 @@ fn restart(
     binds: &[String],
     i: usize,
     database_url: Option<&str>,
+    data: &Scratch,
 ) {
     let name = format!("app{}", i + 1);
     servers[i].signal("TERM");
@@ -62,7 +71,7 @@ fn restart(
         "{name} exit {exit:?}:\n{}",
         servers[i].log()
     );
-    servers[i] = instance(&binds[i], database_url).start();
+    servers[i] = instance(&binds[i], database_url, data).start();
     lb.wait_status(&name, "UP", Duration::from_secs(10));
 }
 
@@ -70,7 +79,8 @@ fn restart(
 #[ignore = "needs haproxy and wrk: run by cargo xtask ci"]
 fn rolling_restart_of_three_instances_loses_no_request() {
     let _serial = petsage_tests::one_at_a_time();
-    let (binds, mut servers, lb) = cluster(3, None);
+    let data = Scratch::new("cluster");
+    let (binds, mut servers, lb) = cluster(3, None, &data);
 
     // What uptime checkers poll: health stays 200 through a drain (only
     // readiness turns 503), so every non-2xx here is a false outage or a lost
@@ -85,7 +95,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
     let mut restarts = 0;
     loop {
         for i in 0..binds.len() {
-            restart(&lb, &mut servers, &binds, i, None);
+            restart(&lb, &mut servers, &binds, i, None, &data);
             restarts += 1;
         }
         if started.elapsed() >= rounds_until {
@@ -112,7 +122,7 @@ fn rolling_restart_of_three_instances_loses_no_request() {
 #[ignore = "needs haproxy: run by cargo xtask ci"]
 fn killed_instance_is_marked_down_within_two_check_intervals() {
     let _serial = petsage_tests::one_at_a_time();
-    let (_, servers, lb) = cluster(2, None);
+    let (_, servers, lb) = cluster(2, None, &Scratch::new("cluster"));
 
     servers[0].signal("KILL");
     let took = lb.wait_status("app1", "DOWN", CHECK_INTERVAL * 2);
@@ -125,17 +135,22 @@ fn killed_instance_is_marked_down_within_two_check_intervals() {
 fn rolling_restart_on_postgres_keeps_every_write() {
     let _serial = petsage_tests::one_at_a_time();
     let db = petsage_db::testing::TestDatabase::postgres();
-    let (binds, mut servers, lb) = cluster(3, Some(db.url()));
+    let data = Scratch::new("cluster");
+    let (binds, mut servers, lb) = cluster(3, Some(db.url()), &data);
+    let alice = servers[0]
+        .act_as("alice", NOTES_SCOPES)
+        .authorization()
+        .unwrap_or_default();
 
     // Clients create a note and read it back, through the balancer, for the whole run.
-    let load = WriteLoad::start(&lb.url(""), 8, Duration::from_secs(60));
+    let load = WriteLoad::start(&lb.url(""), &alice, 8, Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
     for i in 0..binds.len() {
-        restart(&lb, &mut servers, &binds, i, Some(db.url()));
+        restart(&lb, &mut servers, &binds, i, Some(db.url()), &data);
     }
     std::thread::sleep(Duration::from_secs(1));
     let report = load.finish();
-    let lost = missing(&lb.url(""), &report.acknowledged);
+    let lost = missing(&lb.url(""), &alice, &report.acknowledged);
     println!(
         "rolling restart of 3 on PostgreSQL: {} requests, statuses {:?}, {} transport errors, \
          {} writes acknowledged, {} found afterwards, {} lost",

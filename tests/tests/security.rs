@@ -130,6 +130,7 @@ fn a_closed_stderr_does_not_stop_the_service() {
             .env("PETSAGE_BIND", format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "debug")
             .env("PETSAGE_DATA_DIR", data.path())
+            .env("PETSAGE_AUTH_MODE", "dev")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

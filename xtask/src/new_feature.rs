@@ -268,9 +268,14 @@ pub(crate) fn run(
         "added feature {name}:\n{report}\nnext:\n  \
          1. shape the data in crates/{krate}/src/model.rs, the table in migrations/ (one\n     \
             folder per database), the queries in src/store.rs, the handlers in src/routes.rs\n  \
-         2. cargo test -p {krate} (add -- --include-ignored to run the PostgreSQL tests too)\n  \
-         3. cargo run -p petsage-app, then open http://127.0.0.1:8080/docs/ (tag {title:?});\n     \
-            it stores in ./data/petsage.db, or in PETSAGE_DATABASE_URL=postgres://…\n  \
+         2. cargo test -p {krate} (add -- --include-ignored to run the PostgreSQL tests too);\n     \
+            its tests call the routes as a given caller: petsage_identity::testing::bearer\n  \
+         3. every route needs a token with {name}:read or {name}:write. Try it in dev mode,\n     \
+            with no OpenID provider:\n       \
+              PETSAGE_AUTH_MODE=dev cargo run -p petsage-app\n       \
+              cargo run -p petsage-app -- dev-token --sub alice --scope {name}:read,{name}:write\n     \
+            then open http://127.0.0.1:8080/docs/ (tag {title:?}), Authorize with the token,\n     \
+            and Try it out; it stores in ./data/petsage.db, or in PETSAGE_DATABASE_URL=postgres://…\n  \
          4. a health check of its own: docs/architecture.md, \"The feature contract\"\n  \
          5. cargo xtask ci before you push\n",
         krate = names.krate,

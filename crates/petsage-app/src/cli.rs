@@ -160,7 +160,7 @@ pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) 
     let database = DatabaseSettings::from_arg_matches(&matches)
         .unwrap_or_else(|err| panic!("default database settings: {err}"));
     actix_web::rt::System::new().block_on(async move {
-        let built = build(features, &matches, &database)
+        let built = build(features, &matches, &database, false)
             .unwrap_or_else(|err| panic!("features do not build with defaults: {err}"));
         f(built)
     })
@@ -171,7 +171,8 @@ fn print_openapi(
     matches: &ArgMatches,
     database: &DatabaseSettings,
 ) -> ExitCode {
-    let built = actix_web::rt::System::new().block_on(async { build(features, matches, database) });
+    let built =
+        actix_web::rt::System::new().block_on(async { build(features, matches, database, false) });
     let built = match built {
         Ok(built) => built,
         Err(err) => return start_error(&err),
@@ -198,7 +199,7 @@ fn migrate(
     crate::logging::init(settings.log_format);
     database.migrate = true;
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let mut built = build(features, matches, &database)?;
+        let mut built = build(features, matches, &database, false)?;
         let started = built.lifecycle.start().await;
         built.lifecycle.stop().await;
         started
@@ -271,7 +272,7 @@ fn serve(
         }
     };
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let built = build(features, matches, database).map_err(Stop::Start)?;
+        let built = build(features, matches, database, true).map_err(Stop::Start)?;
         run(listener, settings, built).await
     });
     match outcome {

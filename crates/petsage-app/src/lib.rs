@@ -52,16 +52,19 @@ pub struct Built {
     pub identity: Option<Identity>,
 }
 
-/// Builds `features` from the parsed command line. No I/O happens here; it
+/// Builds `features` from the parsed command line, to serve them or (not
+/// `serving`) only to document or migrate them. No I/O happens here; it
 /// waits for the start steps. Must be called inside an actix system.
 pub fn build(
     features: &[Registration],
     matches: &ArgMatches,
     database: &DatabaseSettings,
+    serving: bool,
 ) -> Result<Built, String> {
     let mut identity =
         IdentitySettings::from_arg_matches(matches).map_err(|err| err.to_string())?;
     identity.data_dir.clone_from(&database.data_dir);
+    identity.documents_only = !serving;
     let mut ctx = Context::for_features(features.iter().map(Registration::name));
     ctx.insert(database.clone());
     ctx.insert(identity);

@@ -34,6 +34,8 @@ struct Inner {
     issuer: String,
     /// In dev mode, this instance's own issuer, whose key is the key set.
     dev: Option<Arc<DevIssuer>>,
+    /// The provider's issuer URL, whose discovery document the OpenAPI document names.
+    discovery: Option<String>,
     jwks_url: Option<String>,
     verifier: Verifier,
     keys: RwLock<Option<Arc<KeySet>>>,
@@ -57,12 +59,19 @@ impl Identity {
     /// The identity platform of this service: made on the first ask, with the
     /// settings the app put in `ctx`. Fails (one line naming the variable)
     /// when no issuer or no audience is set: a service with protected routes
-    /// does not start open.
+    /// does not start open. For a command that serves nothing
+    /// (`documents_only`), it needs no settings and fetches no key.
     pub fn from_context(ctx: &mut Context) -> Result<Self, String> {
         if let Some(identity) = ctx.get::<Identity>() {
             return Ok(identity.clone());
         }
         let settings = ctx.get::<IdentitySettings>().cloned().unwrap_or_default();
+        if settings.documents_only {
+            let issuer = settings.auth_issuer.clone().unwrap_or_default();
+            let identity = Self::with(issuer, &settings, None);
+            ctx.insert(identity.clone());
+            return Ok(identity);
+        }
         let identity = Self::new(&settings)?;
         ctx.add_health_check(identity.health_check(settings.auth_jwks_refresh));
         ctx.add_metrics(Box::new(AuthCollector::new(Arc::clone(
@@ -126,9 +135,14 @@ impl Identity {
     }
 
     fn with(issuer: String, settings: &IdentitySettings, dev: Option<Arc<DevIssuer>>) -> Self {
+        let discovery = settings
+            .auth_issuer
+            .clone()
+            .filter(|_| settings.auth_mode == AuthMode::Provider);
         Self {
             inner: Arc::new(Inner {
                 verifier: Verifier::new(&issuer, settings),
+                discovery,
                 issuer,
                 dev,
                 jwks_url: settings.auth_jwks_url.clone(),
@@ -139,6 +153,11 @@ impl Identity {
                 counters: Arc::default(),
             }),
         }
+    }
+
+    /// The provider's issuer URL, whose discovery document clients read; none in dev mode.
+    pub fn discovery_issuer(&self) -> Option<&str> {
+        self.inner.discovery.as_deref()
     }
 
     /// This instance's own issuer, in dev mode.

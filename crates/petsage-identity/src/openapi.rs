@@ -41,14 +41,19 @@ pub(crate) fn refusals() -> Vec<(String, RefOr<Response>)> {
     .collect()
 }
 
-/// `bearerAuth` (HTTP bearer, JWT), and `openIdConnect` at `issuer`'s discovery document.
-pub(crate) fn security_schemes(components: &mut Components, issuer: &str) {
+/// `bearerAuth` (HTTP bearer, JWT), and `openIdConnect` at `issuer`'s
+/// discovery document when there is a provider (not in dev mode, whose
+/// tokens come from `petsage-app dev-token`).
+pub(crate) fn security_schemes(components: &mut Components, issuer: Option<&str>) {
     let mut bearer = Http::new(HttpAuthScheme::Bearer);
     bearer.bearer_format = Some("JWT".to_owned());
     components.security_schemes.insert(
         BEARER_SCHEME.to_owned(),
         RefOr::T(SecurityScheme::Http(bearer)),
     );
+    let Some(issuer) = issuer else {
+        return;
+    };
     components.security_schemes.insert(
         OPENID_SCHEME.to_owned(),
         RefOr::T(SecurityScheme::OpenIdConnect(OpenIdConnect::new(format!(

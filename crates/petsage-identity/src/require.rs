@@ -62,7 +62,12 @@ impl Requirement for Scopes {
     }
 
     fn document_components(&self, components: &mut Components) {
-        crate::openapi::security_schemes(components, self.identity.issuer());
+        let discovery = self
+            .identity
+            .dev_issuer()
+            .is_none()
+            .then(|| self.identity.issuer());
+        crate::openapi::security_schemes(components, discovery);
     }
 
     fn enforce(&self, route: Route) -> Route {

@@ -51,6 +51,11 @@ pub struct IdentitySettings {
     /// The data folder, where dev mode keeps its signing key; the app sets it from `--data-dir`.
     #[arg(skip)]
     pub data_dir: PathBuf,
+
+    /// Set by the app for a command that serves nothing (`openapi`,
+    /// `migrate`): routes are documented, no issuer is needed and no key is fetched.
+    #[arg(skip)]
+    pub documents_only: bool,
 }
 
 /// Where the keys that verify tokens come from.

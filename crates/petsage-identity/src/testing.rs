@@ -7,7 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 
-use crate::KeySet;
+use petsage_core::Context;
+
+use crate::{Identity, IdentitySettings, KeySet};
 
 /// The test issuer's URL.
 pub const ISSUER: &str = "https://issuer.petsage.invalid";
@@ -69,4 +71,29 @@ pub fn sign(algorithm: Algorithm, kid: &str, claims: &Value) -> String {
     header.typ = Some("at+jwt".to_owned());
     header.kid = Some(kid.to_owned());
     jsonwebtoken::encode(&header, claims, &key).unwrap_or_else(|err| panic!("signs: {err}"))
+}
+
+/// Puts in `ctx` an identity that accepts the test issuer's tokens (made by
+/// [`token`]), its keys already in use, so a feature's own tests call its
+/// protected routes with no provider running.
+pub fn trust_test_issuer(ctx: &mut Context) -> Identity {
+    let settings = IdentitySettings {
+        auth_issuer: Some(ISSUER.to_owned()),
+        auth_audiences: vec![AUDIENCE.to_owned()],
+        ..IdentitySettings::default()
+    };
+    let identity =
+        Identity::new(&settings).unwrap_or_else(|err| panic!("the test issuer's settings: {err}"));
+    identity.set_keys(key_set());
+    ctx.insert(settings);
+    ctx.insert(identity.clone());
+    identity
+}
+
+/// The `Authorization` header of a valid test token for `subject` with `scopes`.
+pub fn bearer(subject: &str, scopes: &[&str]) -> (&'static str, String) {
+    (
+        "authorization",
+        format!("Bearer {}", token(subject, scopes)),
+    )
 }

@@ -1,12 +1,15 @@
 //! The Notes endpoints, with paths relative to the API prefix. Each
 //! handler's `#[utoipa::path]` is both its documentation and where it is
-//! served: `lib.rs` mounts it with `route!`.
+//! served: `lib.rs` mounts it with `route!` and the scope it requires (whose
+//! 400, 401 and 403 answers the requirement documents). Each handler acts
+//! for its caller, the `Principal`: another owner's note is a 404.
 
 use actix_web::http::{StatusCode, header};
 use actix_web::web::{Data, Json, Path, Query};
 use actix_web::{HttpRequest, HttpResponse};
 use petsage_core::{FieldError, JsonBody, Problem};
 use petsage_db::{Error, Unavailable};
+use petsage_identity::Principal;
 
 use crate::model::{NotesCreate, NotesItem, NotesPage, NotesUpdate};
 use crate::store::{Store, decode_cursor};
@@ -84,11 +87,12 @@ fn not_found(id: i64) -> Problem {
     )
 )]
 pub(crate) async fn list(
+    caller: Principal,
     store: Data<Store>,
     query: Query<Vec<(String, String)>>,
 ) -> Result<Json<NotesPage>, Error> {
     let (limit, after) = paging(&store, &query)?;
-    Ok(Json(store.list(after, limit).await?))
+    Ok(Json(store.list(&caller, after, limit).await?))
 }
 
 /// Fetches one note by id.
@@ -101,13 +105,19 @@ pub(crate) async fn list(
     params(("id" = i64, Path, description = "The note's id.", minimum = 1)),
     responses(
         (status = 200, description = "The note.", body = NotesItem),
-        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no note with this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
         Unavailable,
     )
 )]
-pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesItem>, Error> {
+pub(crate) async fn get(
+    caller: Principal,
+    store: Data<Store>,
+    id: Path<i64>,
+) -> Result<Json<NotesItem>, Error> {
     let id = id.into_inner();
-    Ok(Json(store.get(id).await?.ok_or_else(|| not_found(id))?))
+    Ok(Json(
+        store.get(&caller, id).await?.ok_or_else(|| not_found(id))?,
+    ))
 }
 
 /// Creates a note.
@@ -129,10 +139,11 @@ pub(crate) async fn get(store: Data<Store>, id: Path<i64>) -> Result<Json<NotesI
 )]
 pub(crate) async fn create(
     req: HttpRequest,
+    caller: Principal,
     store: Data<Store>,
     body: JsonBody<NotesCreate>,
 ) -> Result<HttpResponse, Error> {
-    let item = store.create(&body.0.name).await?;
+    let item = store.create(&caller, &body.0.name).await?;
     let location = format!("{}/{}", req.path().trim_end_matches('/'), item.id);
     Ok(HttpResponse::Created()
         .insert_header((header::LOCATION, location))
@@ -150,7 +161,7 @@ pub(crate) async fn create(
     request_body = NotesUpdate,
     responses(
         (status = 200, description = "Replaced: the note as it is now.", body = NotesItem),
-        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no note with this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "The body is larger than the service accepts.", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "The body is not `application/json`.", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "The body is not a valid note: `errors` names each bad field.", body = Problem, content_type = "application/problem+json"),
@@ -158,12 +169,13 @@ pub(crate) async fn create(
     )
 )]
 pub(crate) async fn replace(
+    caller: Principal,
     store: Data<Store>,
     id: Path<i64>,
     body: JsonBody<NotesUpdate>,
 ) -> Result<Json<NotesItem>, Error> {
     let id = id.into_inner();
-    let item = store.replace(id, &body.0.name).await?;
+    let item = store.replace(&caller, id, &body.0.name).await?;
     Ok(Json(item.ok_or_else(|| not_found(id))?))
 }
 
@@ -177,13 +189,17 @@ pub(crate) async fn replace(
     params(("id" = i64, Path, description = "The note's id.", minimum = 1)),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 404, description = "No note has this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The caller has no note with this id (or the id is not a number).", body = Problem, content_type = "application/problem+json"),
         Unavailable,
     )
 )]
-pub(crate) async fn delete(store: Data<Store>, id: Path<i64>) -> Result<HttpResponse, Error> {
+pub(crate) async fn delete(
+    caller: Principal,
+    store: Data<Store>,
+    id: Path<i64>,
+) -> Result<HttpResponse, Error> {
     let id = id.into_inner();
-    if store.delete(id).await? {
+    if store.delete(&caller, id).await? {
         Ok(HttpResponse::NoContent().finish())
     } else {
         Err(not_found(id).into())

@@ -1,8 +1,11 @@
 //! The Notes queries. Written once, with `$1` placeholders, for SQLite
 //! and PostgreSQL alike; the table comes from `migrations/`. Each takes its
 //! connection with `Database::acquire`, which counts waits for the metrics.
+//! Every query is scoped to the caller: a row of another owner is not seen,
+//! so it cannot be read, replaced or deleted either.
 
 use petsage_db::Database;
+use petsage_identity::Principal;
 
 use crate::model::{NotesItem, NotesPage};
 
@@ -23,15 +26,24 @@ impl Store {
         self.default_limit
     }
 
-    /// Up to `limit` items with ids above `after`, in id order, and the cursor of the next page.
-    pub(crate) async fn list(&self, after: i64, limit: u32) -> Result<NotesPage, sqlx::Error> {
+    /// Up to `limit` of `owner`'s items with ids above `after`, in id order,
+    /// and the cursor of the next page. The owner index serves filter and order.
+    pub(crate) async fn list(
+        &self,
+        owner: &Principal,
+        after: i64,
+        limit: u32,
+    ) -> Result<NotesPage, sqlx::Error> {
         // One more than asked tells whether a next page exists.
-        let mut items: Vec<NotesItem> =
-            sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id > $1 ORDER BY id LIMIT $2"#)
-                .bind(after)
-                .bind(i64::from(limit) + 1)
-                .fetch_all(&mut *self.db.acquire().await?)
-                .await?;
+        let mut items: Vec<NotesItem> = sqlx::query_as(
+            r#"SELECT id, name FROM "notes" WHERE owner_issuer = $1 AND owner_subject = $2 AND id > $3 ORDER BY id LIMIT $4"#,
+        )
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .bind(after)
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&mut *self.db.acquire().await?)
+        .await?;
         let next_cursor = if items.len() > limit as usize {
             items.truncate(limit as usize);
             items.last().map(|last| encode_cursor(last.id))
@@ -41,38 +53,66 @@ impl Store {
         Ok(NotesPage { items, next_cursor })
     }
 
-    pub(crate) async fn get(&self, id: i64) -> Result<Option<NotesItem>, sqlx::Error> {
-        sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id = $1"#)
-            .bind(id)
-            .fetch_optional(&mut *self.db.acquire().await?)
-            .await
+    /// `owner`'s item `id`, if there is one.
+    pub(crate) async fn get(
+        &self,
+        owner: &Principal,
+        id: i64,
+    ) -> Result<Option<NotesItem>, sqlx::Error> {
+        sqlx::query_as(
+            r#"SELECT id, name FROM "notes" WHERE id = $1 AND owner_issuer = $2 AND owner_subject = $3"#,
+        )
+        .bind(id)
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .fetch_optional(&mut *self.db.acquire().await?)
+        .await
     }
 
-    pub(crate) async fn create(&self, name: &str) -> Result<NotesItem, sqlx::Error> {
-        sqlx::query_as(r#"INSERT INTO "notes" (name) VALUES ($1) RETURNING id, name"#)
-            .bind(name)
-            .fetch_one(&mut *self.db.acquire().await?)
-            .await
+    /// A new item owned by `owner`.
+    pub(crate) async fn create(
+        &self,
+        owner: &Principal,
+        name: &str,
+    ) -> Result<NotesItem, sqlx::Error> {
+        sqlx::query_as(
+            r#"INSERT INTO "notes" (owner_issuer, owner_subject, name) VALUES ($1, $2, $3) RETURNING id, name"#,
+        )
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .bind(name)
+        .fetch_one(&mut *self.db.acquire().await?)
+        .await
     }
 
+    /// `owner`'s item `id` with every field replaced, if there is one.
     pub(crate) async fn replace(
         &self,
+        owner: &Principal,
         id: i64,
         name: &str,
     ) -> Result<Option<NotesItem>, sqlx::Error> {
-        sqlx::query_as(r#"UPDATE "notes" SET name = $1 WHERE id = $2 RETURNING id, name"#)
-            .bind(name)
-            .bind(id)
-            .fetch_optional(&mut *self.db.acquire().await?)
-            .await
+        sqlx::query_as(
+            r#"UPDATE "notes" SET name = $1 WHERE id = $2 AND owner_issuer = $3 AND owner_subject = $4 RETURNING id, name"#,
+        )
+        .bind(name)
+        .bind(id)
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .fetch_optional(&mut *self.db.acquire().await?)
+        .await
     }
 
-    /// Whether an item with `id` existed (and is now gone).
-    pub(crate) async fn delete(&self, id: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(r#"DELETE FROM "notes" WHERE id = $1"#)
-            .bind(id)
-            .execute(&mut *self.db.acquire().await?)
-            .await?;
+    /// Whether `owner` had an item `id` (and it is now gone).
+    pub(crate) async fn delete(&self, owner: &Principal, id: i64) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            r#"DELETE FROM "notes" WHERE id = $1 AND owner_issuer = $2 AND owner_subject = $3"#,
+        )
+        .bind(id)
+        .bind(&owner.issuer)
+        .bind(&owner.subject)
+        .execute(&mut *self.db.acquire().await?)
+        .await?;
         Ok(done.rows_affected() > 0)
     }
 }
