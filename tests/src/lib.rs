@@ -17,6 +17,7 @@ pub mod lb;
 pub mod load;
 pub mod oidc;
 pub mod pg;
+pub mod public_notes;
 pub mod whoami;
 pub mod wrk;
 
@@ -27,7 +28,8 @@ pub const NOTES_SCOPES: &[&str] = &["notes:read", "notes:write"];
 /// feature (a database-backed resource, rendered from the generator's
 /// templates) unless `PETSAGE_TEST_NOTES=off`; and the test-only faults
 /// unless `PETSAGE_TEST_FAULTS=off`; and, with `PETSAGE_TEST_WHOAMI=on`, one
-/// more protected route. Notes and whoami need identity settings: the
+/// more protected route; with `PETSAGE_TEST_PUBLIC_NOTES=on`, the notes GET
+/// on a public route (for the bench). Notes and whoami need identity settings: the
 /// harness starts servers in dev mode unless a test says otherwise. With
 /// notes and faults off it serves exactly what `petsage-app` does.
 pub fn features() -> petsage_app::Features {
@@ -40,6 +42,9 @@ pub fn features() -> petsage_app::Features {
     }
     if std::env::var("PETSAGE_TEST_WHOAMI").as_deref() == Ok("on") {
         features.push(petsage_core::register::<whoami::Whoami>());
+    }
+    if std::env::var("PETSAGE_TEST_PUBLIC_NOTES").as_deref() == Ok("on") {
+        features.push(petsage_core::register::<public_notes::PublicNotes>());
     }
     features
 }

@@ -56,8 +56,9 @@ impl Wrk {
     }
 
     /// The command line, with latency percentiles and a 5 s request timeout,
-    /// and a Lua `script` (`wrk -s`) making each request when given.
-    fn command(&self, url: &str, script: Option<&Path>) -> Command {
+    /// `headers` (`Name: value`) on every request, and a Lua `script`
+    /// (`wrk -s`) making each request when given.
+    fn command(&self, url: &str, script: Option<&Path>, headers: &[&str]) -> Command {
         let mut command = match self.core {
             Some(core) => {
                 let mut taskset = Command::new("taskset");
@@ -74,6 +75,9 @@ impl Wrk {
             "5s",
             "--latency",
         ]);
+        for header in headers {
+            command.arg("-H").arg(header);
+        }
         if let Some(script) = script {
             command.arg("-s").arg(script);
         }
@@ -83,18 +87,23 @@ impl Wrk {
 
     /// Starts the load in the background; [`wrk_report`] waits for its report.
     pub fn spawn(&self, url: &str) -> std::io::Result<Child> {
-        piped(self.command(url, None)).spawn()
+        piped(self.command(url, None, &[])).spawn()
     }
 
     /// [`Wrk::spawn`] with the Lua `script` making each request (random paths, say).
     pub fn spawn_scripted(&self, url: &str, script: &Path) -> std::io::Result<Child> {
-        piped(self.command(url, Some(script))).spawn()
+        piped(self.command(url, Some(script), &[])).spawn()
     }
 
     /// Runs the load to its end and reads the report.
     pub fn run(&self, url: &str) -> Result<WrkReport, String> {
-        let child = self
-            .spawn(url)
+        self.run_with_headers(url, &[])
+    }
+
+    /// [`Wrk::run`] with `headers` (`Name: value`) on every request.
+    pub fn run_with_headers(&self, url: &str, headers: &[&str]) -> Result<WrkReport, String> {
+        let child = piped(self.command(url, None, headers))
+            .spawn()
             .map_err(|e| format!("cannot run wrk (apt-get install -y wrk): {e}"))?;
         finish(child)
     }

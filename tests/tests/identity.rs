@@ -2,7 +2,9 @@
 //! 127.0.0.1): tokens it issues are accepted with their caller and scopes,
 //! RFC 6750's refusals, the hostile-token corpus, key rotation, a bounded
 //! refetch on unknown keys, and a provider outage. Run against the test app
-//! with its protected `/api/v1/test/whoami` (scope `notes:read`).
+//! with its protected `/api/v1/test/whoami` (scope `notes:read`), and its
+//! generated `notes` feature, whose rows each client sees only its own of,
+//! on SQLite and on PostgreSQL.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,65 @@ fn app(provider: &Provider, env: &[(&str, &str)]) -> Server {
     env.iter()
         .fold(builder, |builder, (key, value)| builder.env(key, value))
         .start()
+}
+
+/// Alice's note is hers alone: bob's list is empty, and his GET, PUT and
+/// DELETE of it are 404s that leave it unchanged.
+fn owners_are_kept_apart(server: &Server, alice: &str, bob: &str, database: &str) {
+    let (alice, bob) = (bearer(alice), bearer(bob));
+    let send = |method: &str, path: &str, who: &str, body: Option<Value>| {
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(server.url(path))
+            .header("authorization", who)
+            .header("content-type", "application/json")
+            .body(body.map(|b| b.to_string()).unwrap_or_default())
+            .expect("request");
+        server.exchange(request)
+    };
+    let created = send(
+        "POST",
+        "/api/v1/notes",
+        &alice,
+        Some(json!({"name": "alice's"})),
+    );
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.json()["id"].as_i64().expect("id");
+    let note = format!("/api/v1/notes/{id}");
+    let listed = send("GET", "/api/v1/notes", &bob, None);
+    assert_eq!(listed.status, StatusCode::OK, "{}", listed.body);
+    assert_eq!(
+        listed.json()["items"],
+        json!([]),
+        "bob's list: {}",
+        listed.body
+    );
+    for (method, body) in [
+        ("GET", None),
+        ("PUT", Some(json!({"name": "bob's now"}))),
+        ("DELETE", None),
+    ] {
+        let reply = send(method, &note, &bob, body);
+        assert_eq!(
+            reply.status,
+            StatusCode::NOT_FOUND,
+            "bob {method}: {}",
+            reply.body
+        );
+        println!(
+            "owners on {database}: bob {method} {note}: {}",
+            reply.status.as_u16()
+        );
+    }
+    let mine = send("GET", &note, &alice, None);
+    assert_eq!(mine.status, StatusCode::OK, "{}", mine.body);
+    assert_eq!(mine.json(), json!({"id": id, "name": "alice's"}));
+    let listed = send("GET", "/api/v1/notes", &alice, None);
+    assert_eq!(
+        listed.json()["items"],
+        json!([{"id": id, "name": "alice's"}])
+    );
+    println!("owners on {database}: alice's note unchanged after bob's attempts; bob's list empty");
 }
 
 fn bearer(token: &str) -> String {
@@ -65,6 +126,15 @@ fn tokens_from_a_real_provider_are_accepted_and_every_forgery_refused() {
         assert_eq!(caller["scopes"], json!(["notes:read", "notes:write"]));
         println!("{client}: {caller}");
     }
+
+    // Owners: each client sees only its own notes, on SQLite and PostgreSQL.
+    let alice_rw = provider.token("alice", "alice-secret", "notes:read notes:write");
+    let bob_rw = provider.token("bob", "bob-secret", "notes:read notes:write");
+    owners_are_kept_apart(&server, &alice_rw, &bob_rw, "SQLite");
+    let db = petsage_db::testing::TestDatabase::postgres();
+    let on_postgres = app(&provider, &[("PETSAGE_DATABASE_URL", db.url())]);
+    owners_are_kept_apart(&on_postgres, &alice_rw, &bob_rw, "PostgreSQL");
+    drop(on_postgres);
 
     // RFC 6750, each with a problem body carrying the request ID.
     let alice = provider.token("alice", "alice-secret", "notes:read");

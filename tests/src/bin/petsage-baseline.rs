@@ -42,9 +42,13 @@ const USAGE: &str =
 
 async fn note(pool: Data<sqlx::AnyPool>, id: Path<i64>) -> HttpResponse {
     let row: Result<Option<(i64, String)>, _> =
-        sqlx::query_as(r#"SELECT id, name FROM "notes" WHERE id = $1"#)
-            .bind(id.into_inner())
-            .fetch_optional(pool.get_ref())
+        sqlx::query_as(
+            r#"SELECT id, name FROM "notes" WHERE id = $1 AND owner_issuer = $2 AND owner_subject = $3"#,
+        )
+        .bind(id.into_inner())
+        .bind(petsage_identity::dev::DEV_ISSUER)
+        .bind(petsage_tests::public_notes::OWNER)
+        .fetch_optional(pool.get_ref())
             .await;
     match row {
         Ok(Some((id, name))) => {

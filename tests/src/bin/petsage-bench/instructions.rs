@@ -40,6 +40,8 @@ pub(crate) struct Row {
     pub(crate) binary: PathBuf,
     pub(crate) args: Vec<String>,
     pub(crate) env: Vec<(&'static str, String)>,
+    /// The `Authorization` header each request carries, if any.
+    pub(crate) authorization: Option<String>,
     /// Times the server is started and counted; the row keeps the lowest count.
     pub(crate) runs: usize,
 }
@@ -115,7 +117,14 @@ impl Row {
             }
             thread::sleep(Duration::from_millis(50));
         }
-        let request = format!("GET {} HTTP/1.1\r\nHost: bench\r\n\r\n", self.path);
+        let authorization = self
+            .authorization
+            .as_ref()
+            .map_or_else(String::new, |a| format!("Authorization: {a}\r\n"));
+        let request = format!(
+            "GET {} HTTP/1.1\r\nHost: bench\r\n{authorization}\r\n",
+            self.path
+        );
         let deadline = Instant::now() + LOAD_LIMIT;
         let mut connection =
             RawConnection::connect(addr).map_err(|e| format!("{}: connect: {e}", self.id))?;

@@ -13,12 +13,14 @@
 //! Run from the workspace root, from `target/release/` (it starts the
 //! release binaries beside it): `cargo xtask bench` builds and runs it.
 
+mod growth;
 mod instructions;
 mod options;
 mod process;
 mod report;
 mod stats;
 mod targets;
+mod verify_cost;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -28,7 +30,7 @@ use options::{Options, USAGE};
 use process::{BenchDatabase, Pinned};
 use report::{ColdStarts, Report, RpsRun};
 use stats::{Sample, median, median_sample, paired_ratios};
-use targets::{NOTE, target_index, targets};
+use targets::{NOTE, PUBLIC_NOTE, target_index, targets};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -102,6 +104,11 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         None
     };
+    let auth = if options.rps {
+        Some(auth_run(options, &target, &new)?)
+    } else {
+        None
+    };
     let instructions = if options.instructions {
         if let Some(missing) = instructions::tools_missing() {
             return Err(missing);
@@ -121,6 +128,7 @@ fn run(options: &Options) -> Result<(), String> {
 
     let report = Report {
         rps,
+        auth,
         instructions,
         binary_bytes: std::fs::metadata(&new.app).map(|m| m.len()).unwrap_or(0),
         options,
@@ -137,11 +145,63 @@ fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// The notes server of `build` on `env`'s database, with the bench note created.
-fn notes_server(build: &Build, env: (&str, &str)) -> Result<Pinned, String> {
-    let server = Pinned::start(&build.test_app, &[], &[("PETSAGE_TEST_FAULTS", "off"), env])?;
+/// The notes server's settings: dev-mode identity with its key in
+/// `data_dir` (where SQLite keeps its file too), the public route beside the
+/// protected one, and PostgreSQL when `database_url` is given.
+fn notes_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut env = vec![
+        ("PETSAGE_TEST_FAULTS", "off"),
+        ("PETSAGE_TEST_PUBLIC_NOTES", "on"),
+        ("PETSAGE_AUTH_MODE", "dev"),
+        ("PETSAGE_DATA_DIR", data_dir),
+    ];
+    if let Some(url) = database_url {
+        env.push(("PETSAGE_DATABASE_URL", url));
+    }
+    env
+}
+
+/// A bearer for the bench's caller (the public route's owner) with the notes
+/// scopes, signed with the dev key a notes server made in `data_dir`, valid
+/// for a day: what a mobile app would send.
+fn bench_bearer(data_dir: &str) -> Result<String, String> {
+    let issuer = petsage_identity::dev::DevIssuer::load_or_create(Path::new(data_dir))?;
+    let scopes = ["notes:read".to_owned(), "notes:write".to_owned()];
+    let token = issuer.token(
+        petsage_tests::public_notes::OWNER,
+        &scopes,
+        petsage_identity::dev::DEV_AUDIENCE,
+        std::time::Duration::from_secs(24 * 3600),
+    )?;
+    Ok(format!("Bearer {token}"))
+}
+
+/// The notes server of `build` (see [`notes_env`]), acting as the bench's
+/// caller, with the bench note created.
+fn notes_server(
+    build: &Build,
+    data_dir: &str,
+    database_url: Option<&str>,
+) -> Result<Pinned, String> {
+    let mut server = Pinned::start(&build.test_app, &[], &notes_env(data_dir, database_url))?;
+    server.authorize(bench_bearer(data_dir)?);
     server.seed_note()?;
     Ok(server)
+}
+
+/// The cost of an uncached verification, and of list pages as the table grows.
+fn auth_run(options: &Options, target: &Path, new: &Build) -> Result<report::AuthRun, String> {
+    eprintln!("bench: uncached token verifications");
+    let verify = verify_cost::measure()?;
+    let start = |dir: &str, url: Option<&str>| notes_server(new, dir, url);
+    // --quick keeps CI short: a tenth of the rows, two short rounds.
+    let (big_rows, rounds) = if options.quick {
+        (100_000, 2)
+    } else {
+        (1_000_000, 3)
+    };
+    let growth = growth::measure(target, &start, big_rows, rounds, options.duration)?;
+    Ok(report::AuthRun { verify, growth })
 }
 
 /// The wrk rounds over every target, the scrapes under load and the cold starts.
@@ -164,8 +224,9 @@ fn rps_run(
     ];
 
     // The notes servers first: they create the schema their baselines read.
-    let notes_sqlite = notes_server(new, ("PETSAGE_DATA_DIR", &sqlite_dir))?;
-    let notes_postgres = notes_server(new, ("PETSAGE_DATABASE_URL", &postgres.url))?;
+    let (postgres_dir, _) = fresh_sqlite(target, "postgres-data");
+    let notes_sqlite = notes_server(new, &sqlite_dir, None)?;
+    let notes_postgres = notes_server(new, &postgres_dir, Some(&postgres.url))?;
     // Indexed by `Target::server`.
     let mut servers = vec![
         Pinned::start(baseline, &[], &[])?,
@@ -182,12 +243,13 @@ fn rps_run(
     let old_postgres = match old {
         Some(old) => {
             let (old_sqlite_dir, _) = fresh_sqlite(target, "sqlite-old");
+            let (old_postgres_dir, _) = fresh_sqlite(target, "postgres-data-old");
             let old_postgres = BenchDatabase::create("_old")?;
             servers.extend([
                 Pinned::start(&old.app, &[], &[])?,
                 Pinned::start(&old.test_app, &[], &checks)?,
-                notes_server(old, ("PETSAGE_DATA_DIR", &old_sqlite_dir))?,
-                notes_server(old, ("PETSAGE_DATABASE_URL", &old_postgres.url))?,
+                notes_server(old, &old_sqlite_dir, None)?,
+                notes_server(old, &old_postgres_dir, Some(&old_postgres.url))?,
             ]);
             Some(old_postgres)
         }
@@ -284,7 +346,8 @@ fn instruction_counts(
     std::fs::create_dir_all(&dumps).map_err(|e| format!("{}: {e}", dumps.display()))?;
     let (sqlite_dir, sqlite_url) = fresh_sqlite(target, "sqlite-instructions");
     // Each build's note is created without valgrind, before the counted runs.
-    drop(notes_server(new, ("PETSAGE_DATA_DIR", &sqlite_dir))?);
+    drop(notes_server(new, &sqlite_dir, None)?);
+    let bearer = bench_bearer(&sqlite_dir)?;
     let row = |id,
                label,
                baseline_id,
@@ -299,8 +362,14 @@ fn instruction_counts(
         binary: binary.to_path_buf(),
         args: args.iter().map(|a| (*a).to_owned()).collect(),
         env: env.iter().map(|(k, v)| (*k, (*v).to_owned())).collect(),
-        runs: if path == NOTE { db_runs } else { 1 },
+        authorization: None,
+        runs: if path == NOTE || path == PUBLIC_NOTE {
+            db_runs
+        } else {
+            1
+        },
     };
+    let sqlite_env = notes_env(&sqlite_dir, None);
     let checks: [(&'static str, &str); 2] = [
         ("PETSAGE_TEST_NOTES", "off"),
         ("PETSAGE_TEST_CHECKS", CHECKS),
@@ -353,22 +422,34 @@ fn instruction_counts(
             &["--workers", "1", "--database-url", &sqlite_url],
             &[],
         ),
-        row(
-            "notes_sqlite",
-            "GET /api/v1/notes/{id} (generated feature), SQLite",
-            "sqlite_baseline",
-            NOTE,
-            &new.test_app,
-            &[],
-            &[
-                ("PETSAGE_TEST_FAULTS", "off"),
-                ("PETSAGE_DATA_DIR", &sqlite_dir),
-            ],
-        ),
+        Row {
+            authorization: Some(bearer.clone()),
+            ..row(
+                "notes_sqlite",
+                "GET /api/v1/notes/{id} (generated feature, token verified from the cache), SQLite",
+                "sqlite_baseline",
+                NOTE,
+                &new.test_app,
+                &[],
+                &sqlite_env,
+            )
+        },
+        Row {
+            authorization: Some(bearer.clone()),
+            ..row(
+                "notes_public_sqlite",
+                "the same GET on a route declared public, SQLite",
+                "sqlite_baseline",
+                PUBLIC_NOTE,
+                &new.test_app,
+                &[],
+                &sqlite_env,
+            )
+        },
     ];
     if let Some(old) = old {
         let (old_sqlite_dir, _) = fresh_sqlite(target, "sqlite-instructions-old");
-        drop(notes_server(old, ("PETSAGE_DATA_DIR", &old_sqlite_dir))?);
+        drop(notes_server(old, &old_sqlite_dir, None)?);
         rows.extend([
             row(
                 "old_health",
@@ -388,18 +469,18 @@ fn instruction_counts(
                 &[],
                 &checks,
             ),
-            row(
-                "old_notes_sqlite",
-                "old build: GET /api/v1/notes/{id}, SQLite",
-                "sqlite_baseline",
-                NOTE,
-                &old.test_app,
-                &[],
-                &[
-                    ("PETSAGE_TEST_FAULTS", "off"),
-                    ("PETSAGE_DATA_DIR", &old_sqlite_dir),
-                ],
-            ),
+            Row {
+                authorization: Some(bench_bearer(&old_sqlite_dir)?),
+                ..row(
+                    "old_notes_sqlite",
+                    "old build: GET /api/v1/notes/{id}, SQLite",
+                    "sqlite_baseline",
+                    NOTE,
+                    &old.test_app,
+                    &[],
+                    &notes_env(&old_sqlite_dir, None),
+                )
+            },
         ]);
     }
     rows.iter()

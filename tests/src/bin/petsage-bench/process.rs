@@ -17,6 +17,8 @@ use crate::targets::NOTE;
 pub(crate) struct Pinned {
     process: KillOnDrop,
     addr: SocketAddr,
+    /// The `Authorization` header every loaded request carries, if any.
+    authorization: Option<String>,
 }
 
 impl Pinned {
@@ -42,6 +44,7 @@ impl Pinned {
         let server = Self {
             process: KillOnDrop(child),
             addr,
+            authorization: None,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while !answers_200(addr) {
@@ -57,6 +60,23 @@ impl Pinned {
         self.process.0.id()
     }
 
+    /// Where the server listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// From now on every request the bench sends carries `authorization`.
+    pub(crate) fn authorize(&mut self, authorization: String) {
+        self.authorization = Some(authorization);
+    }
+
+    /// The `Authorization` request header line (with its CRLF), or nothing.
+    pub(crate) fn authorization_line(&self) -> String {
+        self.authorization
+            .as_ref()
+            .map_or_else(String::new, |a| format!("Authorization: {a}\r\n"))
+    }
+
     /// One wrk run on core 1 against `path`, with the server's CPU time per request.
     pub(crate) fn load(&self, path: &str, seconds: u32) -> Result<Sample, String> {
         let cpu_before = cpu_ticks(self.pid())?;
@@ -66,7 +86,12 @@ impl Pinned {
             seconds,
             core: Some(1),
         };
-        let report = wrk.run(&format!("http://{}{path}", self.addr))?;
+        let header = self
+            .authorization
+            .as_ref()
+            .map(|a| format!("Authorization: {a}"));
+        let headers: Vec<&str> = header.iter().map(String::as_str).collect();
+        let report = wrk.run_with_headers(&format!("http://{}{path}", self.addr), &headers)?;
         let cpu_after = cpu_ticks(self.pid())?;
         let cpu_us = (cpu_after - cpu_before) as f64 * 1e6 / clock_ticks_per_second();
         Ok(Sample {
@@ -116,7 +141,8 @@ impl Pinned {
     pub(crate) fn seed_note(&self) -> Result<(), String> {
         let body = r#"{"name":"Biscuit"}"#;
         let request = format!(
-            "POST /api/v1/notes HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST /api/v1/notes HTTP/1.1\r\nHost: bench\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.authorization_line(),
             body.len()
         );
         let reply = raw_exchange(self.addr, request.as_bytes()).unwrap_or_default();

@@ -18,6 +18,8 @@ pub(crate) struct Target {
 
 /// The note every database row reads: the first one the bench creates.
 pub(crate) const NOTE: &str = "/api/v1/notes/1";
+/// The same note through the test app's public route (no token needed).
+pub(crate) const PUBLIC_NOTE: &str = "/api/v1/test/public-notes/1";
 
 /// Every target, baselines first in their group.
 pub(crate) const TARGETS: &[Target] = &[
@@ -89,6 +91,14 @@ pub(crate) const TARGETS: &[Target] = &[
         id: "notes_sqlite",
         label: "GET /api/v1/notes/{id} (generated feature), SQLite",
         path: NOTE,
+        server: 4,
+        baseline: "sqlite_baseline",
+        old_of: None,
+    },
+    Target {
+        id: "notes_public_sqlite",
+        label: "the same GET on a route declared public, SQLite",
+        path: PUBLIC_NOTE,
         server: 4,
         baseline: "sqlite_baseline",
         old_of: None,
