@@ -29,10 +29,10 @@ pub struct Caller {
     responses((status = 200, description = "The caller its token names", body = Caller)))]
 async fn whoami(principal: Principal) -> HttpResponse {
     HttpResponse::Ok().json(Caller {
-        issuer: principal.issuer,
-        subject: principal.subject,
-        client_id: principal.client_id,
-        scopes: principal.scopes,
+        issuer: principal.issuer.to_string(),
+        subject: principal.subject.to_string(),
+        client_id: principal.client_id.map(|id| id.to_string()),
+        scopes: principal.scopes.to_vec(),
     })
 }
 

@@ -93,24 +93,28 @@ impl Requirement for Scopes {
 impl Scopes {
     /// The caller `req`'s token names, if it may call the route.
     async fn admit(&self, req: &ServiceRequest) -> Result<Arc<Principal>, Refusal> {
-        let token = bearer_token(req)?;
-        let principal = self.principal(token).await?;
+        let credentials = bearer_credentials(req)?;
+        let principal = self.principal(credentials).await?;
         if !self.scopes.iter().all(|scope| principal.has_scope(scope)) {
             return Err(Refusal::insufficient_scope(&self.scopes));
         }
         Ok(principal)
     }
 
-    /// The verified caller of `token`: from this worker's cache, or verified
-    /// now (after one key-set refetch when it names an unknown key).
-    async fn principal(&self, token: &str) -> Result<Arc<Principal>, Refusal> {
+    /// The verified caller of the token in `credentials`: from this worker's
+    /// cache, or checked and verified now (after one key-set refetch when it
+    /// names an unknown key).
+    async fn principal(&self, credentials: &[u8]) -> Result<Arc<Principal>, Refusal> {
         let identity = &self.identity;
         let Some((keys, generation)) = identity.keys() else {
             return Err(Refusal::no_keys());
         };
-        if let Some(principal) = cached(token, generation) {
+        // Only a token that passed `bearer_token` is ever cached, so a hit
+        // needs no second look at its characters.
+        if let Some(principal) = cached(credentials, generation) {
             return Ok(principal);
         }
+        let token = bearer_token(credentials)?;
         let verifier: &Verifier = identity.verifier();
         let verified = match verifier.verify(token, &keys) {
             Err(Invalid::UnknownKey)
@@ -128,7 +132,7 @@ impl Scopes {
         let principal = Arc::new(verified.principal);
         let generation = identity.keys().map_or(generation, |(_, g)| g);
         remember(
-            token,
+            credentials,
             generation,
             verified.expires_at,
             Arc::clone(&principal),
@@ -137,8 +141,8 @@ impl Scopes {
     }
 }
 
-/// The token of `Authorization: Bearer <token>`; nothing else is read.
-fn bearer_token(req: &ServiceRequest) -> Result<&str, Refusal> {
+/// The value of the one `Authorization` header, as sent; nothing else is read.
+fn bearer_credentials(req: &ServiceRequest) -> Result<&[u8], Refusal> {
     let mut values = req.headers().get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Err(Refusal::missing());
@@ -146,18 +150,19 @@ fn bearer_token(req: &ServiceRequest) -> Result<&str, Refusal> {
     if values.next().is_some() {
         return Err(Refusal::invalid_request("send one Authorization header"));
     }
-    let value = value
-        .to_str()
+    Ok(value.as_bytes())
+}
+
+/// The token of `Bearer <token>` (RFC 6750's `b64token` characters only).
+fn bearer_token(credentials: &[u8]) -> Result<&str, Refusal> {
+    let malformed = || Refusal::invalid_request("expected Authorization: Bearer <token>");
+    let value = std::str::from_utf8(credentials)
         .map_err(|_| Refusal::invalid_request("the Authorization header is not text"))?;
-    let (scheme, token) = value
-        .split_once(' ')
-        .ok_or_else(|| Refusal::invalid_request("expected Authorization: Bearer <token>"))?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(malformed)?;
     let token = token.trim_start_matches(' ');
-    let token68 = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.chars().all(token68) {
-        return Err(Refusal::invalid_request(
-            "expected Authorization: Bearer <token>",
-        ));
+    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/=".contains(&b);
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || !token.bytes().all(token68) {
+        return Err(malformed());
     }
     Ok(token)
 }
@@ -248,7 +253,7 @@ struct Cached {
 thread_local! {
     /// Each worker's verified tokens, looked up by a hash of the whole token
     /// and confirmed by comparing it, so a collision can never admit one.
-    static CACHE: RefCell<HashMap<Box<str>, Cached, rustc_hash::FxBuildHasher>> =
+    static CACHE: RefCell<HashMap<Box<[u8]>, Cached, rustc_hash::FxBuildHasher>> =
         RefCell::new(HashMap::default());
 }
 
@@ -258,11 +263,11 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// The caller of `token` if this worker verified it under key-set
-/// `generation` and it has not expired since.
-fn cached(token: &str, generation: u64) -> Option<Arc<Principal>> {
+/// The caller of the token in `credentials` (the `Authorization` value) if
+/// this worker verified it under key-set `generation` and it has not expired since.
+fn cached(credentials: &[u8], generation: u64) -> Option<Arc<Principal>> {
     CACHE.with_borrow(|cache| {
-        let entry = cache.get(token)?;
+        let entry = cache.get(credentials)?;
         (entry.generation == generation && entry.expires_at > now())
             .then(|| Arc::clone(&entry.principal))
     })
@@ -270,7 +275,7 @@ fn cached(token: &str, generation: u64) -> Option<Arc<Principal>> {
 
 /// Keeps a verified token until its `exp`; a full cache first drops what
 /// expired, then everything.
-fn remember(token: &str, generation: u64, expires_at: u64, principal: Arc<Principal>) {
+fn remember(credentials: &[u8], generation: u64, expires_at: u64, principal: Arc<Principal>) {
     CACHE.with_borrow_mut(|cache| {
         if cache.len() >= CACHE_CAPACITY {
             let now = now();
@@ -280,7 +285,7 @@ fn remember(token: &str, generation: u64, expires_at: u64, principal: Arc<Princi
             }
         }
         cache.insert(
-            token.into(),
+            credentials.into(),
             Cached {
                 principal,
                 expires_at,

@@ -175,10 +175,10 @@ impl Verifier {
         };
         Ok(Verified {
             principal: Principal {
-                issuer: claims.iss,
-                subject: claims.sub,
-                client_id: claims.client_id,
-                scopes: dedup(scopes),
+                issuer: claims.iss.into(),
+                subject: claims.sub.into(),
+                client_id: claims.client_id.map(Into::into),
+                scopes: dedup(scopes).into(),
             },
             expires_at: claims.exp,
         })
@@ -250,10 +250,10 @@ mod tests {
             assert_eq!(
                 verified.principal,
                 Principal {
-                    issuer: ISSUER.to_owned(),
-                    subject: "alice".to_owned(),
-                    client_id: Some("alice".to_owned()),
-                    scopes: vec!["notes:read".to_owned(), "notes:write".to_owned()],
+                    issuer: ISSUER.into(),
+                    subject: "alice".into(),
+                    client_id: Some("alice".into()),
+                    scopes: vec!["notes:read".to_owned(), "notes:write".to_owned()].into(),
                 }
             );
             assert!(verified.expires_at > testing::now());
@@ -274,7 +274,7 @@ mod tests {
         let verified = Verifier::new(ISSUER, &settings)
             .verify(&token, &testing::key_set())
             .expect("accepted");
-        assert_eq!(verified.principal.scopes, ["pets:read", "pets:write"]);
+        assert_eq!(*verified.principal.scopes, ["pets:read", "pets:write"]);
     }
 
     #[test]

@@ -38,8 +38,8 @@ impl Store {
         let mut items: Vec<NotesItem> = sqlx::query_as(
             r#"SELECT id, name FROM "notes" WHERE owner_issuer = $1 AND owner_subject = $2 AND id > $3 ORDER BY id LIMIT $4"#,
         )
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
+        .bind(&*owner.issuer)
+        .bind(&*owner.subject)
         .bind(after)
         .bind(i64::from(limit) + 1)
         .fetch_all(&mut *self.db.acquire().await?)
@@ -63,8 +63,8 @@ impl Store {
             r#"SELECT id, name FROM "notes" WHERE id = $1 AND owner_issuer = $2 AND owner_subject = $3"#,
         )
         .bind(id)
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
+        .bind(&*owner.issuer)
+        .bind(&*owner.subject)
         .fetch_optional(&mut *self.db.acquire().await?)
         .await
     }
@@ -78,8 +78,8 @@ impl Store {
         sqlx::query_as(
             r#"INSERT INTO "notes" (owner_issuer, owner_subject, name) VALUES ($1, $2, $3) RETURNING id, name"#,
         )
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
+        .bind(&*owner.issuer)
+        .bind(&*owner.subject)
         .bind(name)
         .fetch_one(&mut *self.db.acquire().await?)
         .await
@@ -97,8 +97,8 @@ impl Store {
         )
         .bind(name)
         .bind(id)
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
+        .bind(&*owner.issuer)
+        .bind(&*owner.subject)
         .fetch_optional(&mut *self.db.acquire().await?)
         .await
     }
@@ -109,8 +109,8 @@ impl Store {
             r#"DELETE FROM "notes" WHERE id = $1 AND owner_issuer = $2 AND owner_subject = $3"#,
         )
         .bind(id)
-        .bind(&owner.issuer)
-        .bind(&owner.subject)
+        .bind(&*owner.issuer)
+        .bind(&*owner.subject)
         .execute(&mut *self.db.acquire().await?)
         .await?;
         Ok(done.rows_affected() > 0)

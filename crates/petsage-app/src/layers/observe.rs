@@ -11,12 +11,13 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::Error;
 use actix_web::dev::ServiceRequest;
 use actix_web::http::{Method, StatusCode, Uri, Version};
+use actix_web::{Error, HttpMessage as _};
 use log::Level;
 use petsage_core::request_id;
 use petsage_core::{Problem, RouteTemplate};
+use petsage_identity::Principal;
 
 use super::{Layer, Response, Step};
 use crate::metrics::{Counted, HttpMetrics};
@@ -63,11 +64,16 @@ impl Layer for Observe {
                 .headers()
                 .get(request_id::HEADER)
                 .and_then(|v| v.to_str().ok());
+            // The caller a protected route verified (never the token).
+            let extensions = req.extensions();
+            let subject = extensions
+                .get::<std::sync::Arc<Principal>>()
+                .map(|principal| &*principal.subject);
             match req.app_data::<RouteTemplate>() {
                 Some(RouteTemplate(template)) => {
-                    access.finish(res.status(), Some(template), id);
+                    access.finish(res.status(), Some(template), id, subject);
                 }
-                None => access.finish(res.status(), req.match_pattern().as_deref(), id),
+                None => access.finish(res.status(), req.match_pattern().as_deref(), id, subject),
             }
         }
         res
@@ -77,7 +83,7 @@ impl Layer for Observe {
         if let Some(access) = observed.access {
             let problem = err.as_error::<Problem>();
             let id = problem.and_then(|problem| problem.request_id.as_deref());
-            access.finish(err.as_response_error().status_code(), None, id);
+            access.finish(err.as_response_error().status_code(), None, id, None);
         }
         err
     }
@@ -111,10 +117,17 @@ impl AccessLine {
         })
     }
 
-    /// `127.0.0.1:5000 "GET /api/v1/pets/1 HTTP/1.1" 200 0.412ms 0193…`, with
-    /// the same facts as key-values for the JSON log; `route` is the matched
-    /// route template (`unmatched` when none), `id` the request's ID.
-    fn finish(self, status: StatusCode, route: Option<&str>, id: Option<&str>) {
+    /// `127.0.0.1:5000 "GET /api/v1/pets/1 HTTP/1.1" 200 0.412ms 0193… alice`,
+    /// with the same facts as key-values for the JSON log; `route` is the
+    /// matched route template (`unmatched` when none), `id` the request's ID,
+    /// `subject` the verified caller's (`-` when none).
+    fn finish(
+        self,
+        status: StatusCode,
+        route: Option<&str>,
+        id: Option<&str>,
+        subject: Option<&str>,
+    ) {
         let peer = self
             .peer
             .map_or_else(|| "-".to_owned(), |peer| peer.to_string());
@@ -127,12 +140,14 @@ impl AccessLine {
             route = route.unwrap_or("unmatched"),
             status = status.as_u16(),
             duration_ms = duration_ms,
-            peer = peer.as_str();
-            "{peer} \"{} {} {:?}\" {} {duration_ms:.3}ms {id}",
+            peer = peer.as_str(),
+            subject = subject.unwrap_or("-");
+            "{peer} \"{} {} {:?}\" {} {duration_ms:.3}ms {id} {}",
             self.method,
             self.uri,
             self.version,
             status.as_u16(),
+            subject.unwrap_or("-"),
         );
     }
 }
