@@ -355,6 +355,7 @@ fn new_feature_generates_a_working_feature_and_rejects_bad_names() {
         id
     };
     let server = Server::builder(binary).data_dir(data.path()).start();
+    server.act_as("alice", &[&format!("{name}:read")]);
     let reply = server.get(&format!("/api/v1/{name}/{id}"));
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.json()["name"], "Biscuit");
@@ -389,6 +390,16 @@ fn line_diff(before: &[u8], after: &[u8]) -> Vec<String> {
 /// Creates, lists, replaces and reads an item of feature `name`; checks the
 /// documentation; returns the item's id.
 fn create_and_read(server: &Server, name: &str, ident: &str, title: &str) -> i64 {
+    // Its routes need `<name>:read` and `<name>:write`; the harness runs dev mode.
+    let (read, write) = (format!("{name}:read"), format!("{name}:write"));
+    let anonymous = server.get(&format!("/api/v1/{name}"));
+    assert_eq!(
+        anonymous.status,
+        StatusCode::UNAUTHORIZED,
+        "{}",
+        anonymous.body
+    );
+    server.act_as("alice", &[&read, &write]);
     let created = server.post_json(
         &format!("/api/v1/{name}"),
         &serde_json::json!({"name": "Biscuit"}),
