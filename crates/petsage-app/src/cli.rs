@@ -81,34 +81,47 @@ pub fn main(features: Vec<Registration>) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let command = command(&features);
-    let parsed = command
-        .clone()
+    // The app's own settings are taken out of the matches; each feature
+    // takes its own from what is left, so nothing is parsed or copied twice.
+    let parsed = command(&features)
         .try_get_matches()
-        .and_then(|matches| Cli::from_arg_matches(&matches).map(|cli| (cli, matches)));
-    let (cli, matches) = match parsed {
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches).map(|cli| (cli, matches)));
+    let (cli, mut matches) = match parsed {
         Ok(parsed) => parsed,
-        Err(err) => return usage_error(&command, &err),
+        Err(err) => return usage_error(&command(&features), &err),
     };
+    let identity = cli.identity;
     match cli.command {
-        Some(Command_::Openapi) => print_openapi(&features, &matches, &cli.database),
-        Some(Command_::Migrate) => migrate(&cli.settings, &features, &matches, cli.database),
+        Some(Command_::Openapi) => print_openapi(&features, &mut matches, &cli.database, identity),
+        Some(Command_::Migrate) => migrate(
+            &cli.settings,
+            &features,
+            &mut matches,
+            cli.database,
+            identity,
+        ),
         Some(Command_::Probe { url, timeout }) => {
             let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
             probe(&url, timeout)
         }
         Some(Command_::DevToken { sub, scope, ttl }) => {
-            dev_token(&cli.identity, &cli.database, &sub, &scope, ttl)
+            dev_token(&identity, &cli.database, &sub, &scope, ttl)
         }
         None => {
-            if cli.identity.auth_mode == AuthMode::Dev && !cli.settings.bind.ip().is_loopback() {
+            if identity.auth_mode == AuthMode::Dev && !cli.settings.bind.ip().is_loopback() {
                 eprintln!(
                     "petsage-app: invalid value \"{}\" for --bind / PETSAGE_BIND: PETSAGE_AUTH_MODE=dev serves on a loopback address only, such as 127.0.0.1:8080",
                     cli.settings.bind
                 );
                 return ExitCode::from(EXIT_USAGE);
             }
-            serve(&cli.settings, &features, &matches, &cli.database)
+            serve(
+                &cli.settings,
+                &features,
+                &mut matches,
+                &cli.database,
+                identity,
+            )
         }
     }
 }
@@ -153,14 +166,14 @@ fn dev_token(
 /// Calls `f` with `features` built from their default settings (and the
 /// environment), inside an actix system of its own. Nothing is started.
 pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) -> T) -> T {
-    let matches = command(features)
+    let mut matches = command(features)
         .no_binary_name(true)
         .try_get_matches_from(Vec::<String>::new())
         .unwrap_or_else(|err| panic!("default settings do not parse: {err}"));
-    let database = DatabaseSettings::from_arg_matches(&matches)
-        .unwrap_or_else(|err| panic!("default database settings: {err}"));
+    let cli = Cli::from_arg_matches_mut(&mut matches)
+        .unwrap_or_else(|err| panic!("default settings: {err}"));
     actix_web::rt::System::new().block_on(async move {
-        let built = build(features, &matches, &database, false)
+        let built = build(features, &mut matches, &cli.database, cli.identity, false)
             .unwrap_or_else(|err| panic!("features do not build with defaults: {err}"));
         f(built)
     })
@@ -168,11 +181,12 @@ pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) 
 
 fn print_openapi(
     features: &[Registration],
-    matches: &ArgMatches,
+    matches: &mut ArgMatches,
     database: &DatabaseSettings,
+    identity: IdentitySettings,
 ) -> ExitCode {
-    let built =
-        actix_web::rt::System::new().block_on(async { build(features, matches, database, false) });
+    let built = actix_web::rt::System::new()
+        .block_on(async { build(features, matches, database, identity, false) });
     let built = match built {
         Ok(built) => built,
         Err(err) => return start_error(&err),
@@ -193,13 +207,14 @@ fn print_openapi(
 fn migrate(
     settings: &Settings,
     features: &[Registration],
-    matches: &ArgMatches,
+    matches: &mut ArgMatches,
     mut database: DatabaseSettings,
+    identity: IdentitySettings,
 ) -> ExitCode {
     crate::logging::init(settings.log_format);
     database.migrate = true;
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let mut built = build(features, matches, &database, false)?;
+        let mut built = build(features, matches, &database, identity, false)?;
         let started = built.lifecycle.start().await;
         built.lifecycle.stop().await;
         started
@@ -257,8 +272,9 @@ fn probe(url: &str, timeout: Duration) -> ExitCode {
 fn serve(
     settings: &Settings,
     features: &[Registration],
-    matches: &ArgMatches,
+    matches: &mut ArgMatches,
     database: &DatabaseSettings,
+    identity: IdentitySettings,
 ) -> ExitCode {
     crate::logging::init(settings.log_format);
     let listener = match TcpListener::bind(settings.bind) {
@@ -272,7 +288,7 @@ fn serve(
         }
     };
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let built = build(features, matches, database, true).map_err(Stop::Start)?;
+        let built = build(features, matches, database, identity, true).map_err(Stop::Start)?;
         run(listener, settings, built).await
     });
     match outcome {

@@ -22,7 +22,7 @@ pub use server::{Settings, run};
 
 use std::sync::Arc;
 
-use clap::{ArgMatches, FromArgMatches as _};
+use clap::ArgMatches;
 use petsage_core::{BuiltFeature, Context, Lifecycle, Registration, RouteInfo};
 use petsage_db::DatabaseSettings;
 use petsage_identity::{Identity, IdentitySettings};
@@ -52,17 +52,17 @@ pub struct Built {
     pub identity: Option<Identity>,
 }
 
-/// Builds `features` from the parsed command line, to serve them or (not
-/// `serving`) only to document or migrate them. No I/O happens here; it
-/// waits for the start steps. Must be called inside an actix system.
+/// Builds `features` from the parsed command line (each takes its settings
+/// out of `matches`), to serve them or (not `serving`) only to document or
+/// migrate them. No I/O happens here; it waits for the start steps. Must be
+/// called inside an actix system.
 pub fn build(
     features: &[Registration],
-    matches: &ArgMatches,
+    matches: &mut ArgMatches,
     database: &DatabaseSettings,
+    mut identity: IdentitySettings,
     serving: bool,
 ) -> Result<Built, String> {
-    let mut identity =
-        IdentitySettings::from_arg_matches(matches).map_err(|err| err.to_string())?;
     identity.data_dir.clone_from(&database.data_dir);
     identity.documents_only = !serving;
     let mut ctx = Context::for_features(features.iter().map(Registration::name));
@@ -70,7 +70,7 @@ pub fn build(
     ctx.insert(identity);
     let built = features
         .iter()
-        .map(|feature| feature.build(matches, &mut ctx))
+        .map(|feature| feature.build(&mut *matches, &mut ctx))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Built {
         features: built,

@@ -86,7 +86,7 @@ pub struct Registration {
     build: BuildFn,
 }
 
-type BuildFn = fn(&ArgMatches, &mut Context) -> Result<Arc<dyn BuiltFeature>, String>;
+type BuildFn = fn(&mut ArgMatches, &mut Context) -> Result<Arc<dyn BuiltFeature>, String>;
 
 /// The registration of feature `F`.
 pub fn register<F: Feature>() -> Registration {
@@ -114,10 +114,10 @@ fn augment<F: Feature>(command: Command) -> Command {
 }
 
 fn build<F: Feature>(
-    matches: &ArgMatches,
+    matches: &mut ArgMatches,
     ctx: &mut Context,
 ) -> Result<Arc<dyn BuiltFeature>, String> {
-    let settings = F::Settings::from_arg_matches(matches)
+    let settings = F::Settings::from_arg_matches_mut(matches)
         .map_err(|err| format!("feature {}: {}", F::NAME, err.to_string().trim()))?;
     ctx.feature = F::NAME;
     let built = F::build(settings, ctx).map_err(|err| format!("feature {}: {err}", F::NAME))?;
@@ -148,10 +148,11 @@ impl Registration {
         (self.augment)(command)
     }
 
-    /// Builds the feature from the parsed command line and `ctx`.
+    /// Builds the feature from the parsed command line (taking its settings
+    /// out of `matches`, with no copy of the rest) and `ctx`.
     pub fn build(
         &self,
-        matches: &ArgMatches,
+        matches: &mut ArgMatches,
         ctx: &mut Context,
     ) -> Result<Arc<dyn BuiltFeature>, String> {
         (self.build)(matches, ctx)
@@ -430,12 +431,12 @@ mod tests {
             Some("The app."),
             "a feature's settings keep the app's about"
         );
-        let matches = command
+        let mut matches = command
             .try_get_matches_from(["app", "--pet-profiles-page-max", "7"])
             .expect("parses");
         let mut ctx = Context::new();
         ctx.insert(100_u32);
-        let built = registration.build(&matches, &mut ctx).expect("builds");
+        let built = registration.build(&mut matches, &mut ctx).expect("builds");
         assert_eq!(built.routes().info().len(), 0, "a feature with no routes");
 
         let mut lifecycle = ctx.into_lifecycle();

@@ -17,10 +17,10 @@ pub async fn start<F: Feature>(
     let registration = register::<F>();
     registration.check_setting_names()?;
     let command = registration.augment(Command::new("petsage-test").no_binary_name(true));
-    let matches = command
+    let mut matches = command
         .try_get_matches_from(args)
         .map_err(|err| err.to_string())?;
-    let feature = registration.build(&matches, &mut ctx)?;
+    let feature = registration.build(&mut matches, &mut ctx)?;
     let mut lifecycle = ctx.into_lifecycle();
     lifecycle.start().await?;
     Ok((feature, lifecycle))

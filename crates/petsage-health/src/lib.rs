@@ -95,10 +95,11 @@ impl Feature for Health {
 
     fn routes(&self) -> Routes {
         // Static paths first: actix tries resources in order, and a path with
-        // a parameter costs every poll behind it a regex match.
+        // a parameter costs every poll behind it a regex match. Readiness
+        // leads: load balancers poll it most, and its answer is the dearest.
         Routes::new()
-            .route(route!(routes::health_check).quiet())
             .route(route!(routes::health_ready).quiet())
+            .route(route!(routes::health_check).quiet())
             .route(route!(routes::health_live).quiet())
             .route(route!(routes::service_info))
             .route(route!(routes::health_ready_check))

@@ -19,6 +19,10 @@ use crate::model::{
 use crate::views::{Format, View, ietf, json_bytes, verbose};
 use crate::{BUILD_TIME, GIT_COMMIT, RUSTC, SERVICE_NAME, TARGET, VERSION, rfc3339};
 
+/// A plain readiness answer: the snapshot and phase it was made for,
+/// whether it passes, and its body.
+type ReadyAnswer = (Arc<Snapshot>, Phase, bool, Bytes);
+
 /// What the health endpoints read besides the monitor: settings, start time,
 /// feature names, and the readiness body rendered for the latest snapshot.
 pub(crate) struct HealthState {
@@ -26,8 +30,9 @@ pub(crate) struct HealthState {
     pub(crate) started_at: SystemTime,
     pub(crate) started: Instant,
     pub(crate) features: Vec<String>,
-    /// The plain readiness body, made once per snapshot and phase instead of per poll.
-    ready_body: RwLock<Option<(Arc<Snapshot>, Phase, Bytes)>>,
+    /// The plain readiness answer (whether it passes, and its body), made
+    /// once per snapshot and phase instead of per poll.
+    ready_body: RwLock<Option<ReadyAnswer>>,
 }
 
 impl HealthState {
@@ -45,24 +50,24 @@ impl HealthState {
         &self,
         snapshot: &Arc<Snapshot>,
         phase: Phase,
-        render: impl FnOnce() -> Bytes,
-    ) -> Bytes {
-        if let Some((cached, cached_phase, body)) = &*self
+        render: impl FnOnce() -> (bool, Bytes),
+    ) -> (bool, Bytes) {
+        if let Some((cached, cached_phase, passed, body)) = &*self
             .ready_body
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             && Arc::ptr_eq(cached, snapshot)
             && *cached_phase == phase
         {
-            return body.clone();
+            return (*passed, body.clone());
         }
-        let body = render();
+        let (passed, body) = render();
         *self
             .ready_body
             .write()
             .unwrap_or_else(PoisonError::into_inner) =
-            Some((Arc::clone(snapshot), phase, body.clone()));
-        body
+            Some((Arc::clone(snapshot), phase, passed, body.clone()));
+        (passed, body)
     }
 }
 
@@ -138,12 +143,8 @@ static NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
         (status = 400, description = "`verbose` is not one of its values.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub(crate) async fn health_check(
-    req: HttpRequest,
-    monitor: Data<HealthMonitor>,
-    state: Data<HealthState>,
-) -> Result<HttpResponse, Problem> {
-    respond(Probe::Health, &req, &monitor, &state)
+pub(crate) async fn health_check(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    respond(Probe::Health, &req)
 }
 
 /// Answers `GET`/`HEAD /health/ready` with the phase and every check's standing.
@@ -171,12 +172,19 @@ pub(crate) async fn health_check(
         (status = 400, description = "`verbose` is not one of its values.", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub(crate) async fn health_ready(
-    req: HttpRequest,
-    monitor: Data<HealthMonitor>,
-    state: Data<HealthState>,
-) -> Result<HttpResponse, Problem> {
-    respond(Probe::Ready, &req, &monitor, &state)
+pub(crate) async fn health_ready(req: HttpRequest) -> Result<HttpResponse, Problem> {
+    respond(Probe::Ready, &req)
+}
+
+/// The `T` the app shares with the health routes, borrowed from the request
+/// (a `Data<T>` argument would take a reference count and a future per poll).
+fn shared<T: 'static>(req: &HttpRequest) -> Result<&T, Problem> {
+    req.app_data::<Data<T>>().map(Data::get_ref).ok_or_else(|| {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the health routes are served without their shared state",
+        )
+    })
 }
 
 /// The two views of the checks and phase: the uptime view (`/health`) and readiness.
@@ -187,23 +195,36 @@ enum Probe {
 }
 
 /// Answers a poll of `probe` in the format and with the checks the request asks for.
-fn respond(
-    probe: Probe,
-    req: &HttpRequest,
-    monitor: &HealthMonitor,
-    state: &HealthState,
-) -> Result<HttpResponse, Problem> {
+fn respond(probe: Probe, req: &HttpRequest) -> Result<HttpResponse, Problem> {
+    let (monitor, state) = (shared::<HealthMonitor>(req)?, shared::<HealthState>(req)?);
     let view = View::of(req, true)?;
     let snapshot = monitor.snapshot();
     let phase = monitor.phase();
     let readiness = probe == Probe::Ready;
+    let details = state.details;
+    // What load balancers poll: the plain readiness answer, from the cache
+    // while the snapshot and phase are the ones it was made for.
+    if readiness && view.format == Format::Json && view.exclude.is_empty() {
+        let (passed, body) = state.ready_body(&snapshot, phase, || {
+            let status = HealthStatus::of_instance(phase, view.included(&snapshot.checks));
+            let body = ReadinessResponse {
+                status,
+                phase,
+                checks: view
+                    .included(&snapshot.checks)
+                    .map(|check| CheckReport::new(check, details))
+                    .collect(),
+            };
+            (status.passed(), json_bytes(&body))
+        });
+        return Ok(answer(passed, &JSON, body));
+    }
     let included = view.included(&snapshot.checks);
     let status = if readiness {
         HealthStatus::of_instance(phase, included)
     } else {
         HealthStatus::of_service(phase, included)
     };
-    let details = state.details;
     // The phase, when it rules the instance out of this view.
     let fault = phase_fault(phase, readiness);
     Ok(match (view.format, probe) {
@@ -216,7 +237,7 @@ fn respond(
             json_bytes(&HealthCheckResponse::new(status)),
         ),
         (Format::Json, Probe::Ready) => {
-            let readiness = || ReadinessResponse {
+            let body = ReadinessResponse {
                 status,
                 phase,
                 checks: view
@@ -224,12 +245,7 @@ fn respond(
                     .map(|check| CheckReport::new(check, details))
                     .collect(),
             };
-            let body = if view.exclude.is_empty() {
-                state.ready_body(&snapshot, phase, || json_bytes(&readiness()))
-            } else {
-                json_bytes(&readiness())
-            };
-            answer(status.passed(), &JSON, body)
+            answer(status.passed(), &JSON, json_bytes(&body))
         }
         (Format::Text, _) => {
             // Readiness always lists its phase; the uptime view only when it rules the service out.
