@@ -229,11 +229,11 @@ impl Feature for Faults {
         // black-box tests check that no other route carries its header.
         Routes::new()
             .wrap(DefaultHeaders::new().add((FEATURE_HEADER, "test-faults")))
-            .route(route!(set_check))
-            .route(route!(check_runs))
-            .route(route!(slow))
-            .route(route!(panic))
-            .route(route!(hold_database))
+            .route(route!(set_check).public())
+            .route(route!(check_runs).public())
+            .route(route!(slow).public())
+            .route(route!(panic).public())
+            .route(route!(hold_database).public())
             .data(Data::new(self.clone()))
     }
 

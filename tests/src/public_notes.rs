@@ -50,6 +50,6 @@ impl Feature for PublicNotes {
     fn routes(&self) -> Routes {
         Routes::new()
             .data(Data::new(self.db.clone()))
-            .route(route!(get))
+            .route(route!(get).public())
     }
 }

@@ -122,6 +122,13 @@ fn build<F: Feature>(
     ctx.feature = F::NAME;
     let built = F::build(settings, ctx).map_err(|err| format!("feature {}: {err}", F::NAME))?;
     ctx.feature = "";
+    // Fail closed: a route open by omission is refused, not served.
+    if let Some(route) = Feature::routes(&built).undeclared().first() {
+        return Err(format!(
+            "feature {}: {route} neither requires a scope nor is declared public: add .require(…) or .public() to its route",
+            F::NAME
+        ));
+    }
     Ok(Arc::new(built))
 }
 

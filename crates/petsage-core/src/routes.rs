@@ -107,6 +107,8 @@ pub struct Route {
     /// Makes the route's operation and the schemas it refers to, when the document is built.
     document: Option<Document>,
     quiet: bool,
+    /// Declared open to anyone ([`Route::public`]).
+    public: bool,
     mount: Mount,
     requirements: Vec<Box<dyn Requirement>>,
 }
@@ -158,6 +160,7 @@ impl Route {
             doc_methods,
             document: Some(document::<P>),
             quiet: false,
+            public: false,
             requirements: Vec::new(),
         }
     }
@@ -178,6 +181,7 @@ impl Route {
             doc_methods: Vec::new(),
             document: None,
             quiet: false,
+            public: true,
             requirements: Vec::new(),
         }
     }
@@ -185,6 +189,13 @@ impl Route {
     /// Marks the route as polled by machines (health checks): it stays out of the access log.
     pub fn quiet(mut self) -> Self {
         self.quiet = true;
+        self
+    }
+
+    /// Declares the route open to anyone, by choice: a feature route either
+    /// requires something of its caller ([`Route::require`]) or says this.
+    pub fn public(mut self) -> Self {
+        self.public = true;
         self
     }
 
@@ -278,6 +289,20 @@ impl Routes {
                     .flat_map(|r| r.methods.iter().cloned())
                     .collect(),
                 quiet: group.iter().any(|r| r.quiet),
+            })
+            .collect()
+    }
+
+    /// The routes that neither require anything nor are declared public,
+    /// as `METHOD /path`: a feature may serve none (it would be open by
+    /// omission, not by choice).
+    pub fn undeclared(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|route| !route.public && route.requirements.is_empty())
+            .map(|route| {
+                let methods: Vec<&str> = route.methods.iter().map(Method::as_str).collect();
+                format!("{} {}", methods.join(","), route.path)
             })
             .collect()
     }
@@ -576,6 +601,18 @@ mod tests {
             res.headers().get("x-feature").is_none(),
             "another feature's route is not wrapped"
         );
+    }
+
+    #[test]
+    fn a_route_open_by_omission_is_named_and_one_declared_public_is_not() {
+        let routes = Routes::new()
+            .route(crate::route!(hello).require(NeedsKey))
+            .route(crate::route!(accept));
+        assert_eq!(routes.undeclared(), ["POST /x"]);
+        let routes = Routes::new()
+            .route(crate::route!(hello).require(NeedsKey))
+            .route(crate::route!(accept).public());
+        assert!(routes.undeclared().is_empty());
     }
 
     #[actix_web::test]

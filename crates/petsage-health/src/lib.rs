@@ -98,11 +98,11 @@ impl Feature for Health {
         // a parameter costs every poll behind it a regex match. Readiness
         // leads: load balancers poll it most, and its answer is the dearest.
         Routes::new()
-            .route(route!(routes::health_ready).quiet())
-            .route(route!(routes::health_check).quiet())
-            .route(route!(routes::health_live).quiet())
-            .route(route!(routes::service_info))
-            .route(route!(routes::health_ready_check))
+            .route(route!(routes::health_ready).public().quiet())
+            .route(route!(routes::health_check).public().quiet())
+            .route(route!(routes::health_live).public().quiet())
+            .route(route!(routes::service_info).public())
+            .route(route!(routes::health_ready_check).public())
             .data(self.state.clone())
     }
 

@@ -34,7 +34,7 @@ fn identity() -> Identity {
 fn routes(identity: &Identity) -> Routes {
     Routes::new()
         .route(route!(notes).require(identity.require(&["notes:read"])))
-        .route(route!(open))
+        .route(route!(open).public())
 }
 
 macro_rules! serve {
