@@ -194,6 +194,24 @@ enum Probe {
     Ready,
 }
 
+/// The readiness answer's JSON: `status`, `phase` and each check `view` includes.
+fn readiness_body(
+    view: &View,
+    snapshot: &Snapshot,
+    status: HealthStatus,
+    phase: Phase,
+    details: bool,
+) -> Bytes {
+    json_bytes(&ReadinessResponse {
+        status,
+        phase,
+        checks: view
+            .included(&snapshot.checks)
+            .map(|check| CheckReport::new(check, details))
+            .collect(),
+    })
+}
+
 /// Answers a poll of `probe` in the format and with the checks the request asks for.
 fn respond(probe: Probe, req: &HttpRequest) -> Result<HttpResponse, Problem> {
     let (monitor, state) = (shared::<HealthMonitor>(req)?, shared::<HealthState>(req)?);
@@ -207,15 +225,10 @@ fn respond(probe: Probe, req: &HttpRequest) -> Result<HttpResponse, Problem> {
     if readiness && view.format == Format::Json && view.exclude.is_empty() {
         let (passed, body) = state.ready_body(&snapshot, phase, || {
             let status = HealthStatus::of_instance(phase, view.included(&snapshot.checks));
-            let body = ReadinessResponse {
-                status,
-                phase,
-                checks: view
-                    .included(&snapshot.checks)
-                    .map(|check| CheckReport::new(check, details))
-                    .collect(),
-            };
-            (status.passed(), json_bytes(&body))
+            (
+                status.passed(),
+                readiness_body(&view, &snapshot, status, phase, details),
+            )
         });
         return Ok(answer(passed, &JSON, body));
     }
@@ -236,17 +249,11 @@ fn respond(probe: Probe, req: &HttpRequest) -> Result<HttpResponse, Problem> {
             &JSON,
             json_bytes(&HealthCheckResponse::new(status)),
         ),
-        (Format::Json, Probe::Ready) => {
-            let body = ReadinessResponse {
-                status,
-                phase,
-                checks: view
-                    .included(&snapshot.checks)
-                    .map(|check| CheckReport::new(check, details))
-                    .collect(),
-            };
-            answer(status.passed(), &JSON, json_bytes(&body))
-        }
+        (Format::Json, Probe::Ready) => answer(
+            status.passed(),
+            &JSON,
+            readiness_body(&view, &snapshot, status, phase, details),
+        ),
         (Format::Text, _) => {
             // Readiness always lists its phase; the uptime view only when it rules the service out.
             let phase_line = match (probe, fault) {
