@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 pub use ureq::http::{Method, StatusCode};
 
+pub mod chores;
 pub mod faults;
 pub mod lb;
 pub mod load;
@@ -29,7 +30,8 @@ pub const NOTES_SCOPES: &[&str] = &["notes:read", "notes:write"];
 /// templates) unless `PETSAGE_TEST_NOTES=off`; and the test-only faults
 /// unless `PETSAGE_TEST_FAULTS=off`; and, with `PETSAGE_TEST_WHOAMI=on`, one
 /// more protected route; with `PETSAGE_TEST_PUBLIC_NOTES=on`, the notes GET
-/// on a public route (for the bench). Notes and whoami need identity settings: the
+/// on a public route (for the bench); with `PETSAGE_TEST_CHORES=on`, a
+/// feature with background jobs and a schedule. Notes and whoami need identity settings: the
 /// harness starts servers in dev mode unless a test says otherwise. With
 /// notes and faults off it serves exactly what `petsage-app` does.
 pub fn features() -> petsage_app::Features {
@@ -45,6 +47,9 @@ pub fn features() -> petsage_app::Features {
     }
     if std::env::var("PETSAGE_TEST_PUBLIC_NOTES").as_deref() == Ok("on") {
         features.push(petsage_core::register::<public_notes::PublicNotes>());
+    }
+    if std::env::var("PETSAGE_TEST_CHORES").as_deref() == Ok("on") {
+        features.push(petsage_core::register::<chores::Chores>());
     }
     features
 }
@@ -473,10 +478,13 @@ impl Server {
         self.log.lock().expect("log lock").join("\n")
     }
 
-    /// Stops the server (SIGTERM, then SIGKILL after 10 s) and returns its
-    /// whole log, read to the end: what a test needs to show a line never came.
+    /// Stops the server (SIGTERM, then SIGKILL after 10 s) unless it has
+    /// exited, and returns its whole log, read to the end: what a test needs
+    /// to show a line never came.
     pub fn finish(mut self) -> String {
-        self.signal("TERM");
+        if let Ok(None) = self.child.0.try_wait() {
+            self.signal("TERM");
+        }
         if self.wait_exit(Duration::from_secs(10)).is_none() {
             let _ = self.child.0.kill();
             let _ = self.child.0.wait();

@@ -207,7 +207,7 @@ fn every_alert_rule_passes_its_promtool_unit_test() {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("- alert: "))
         .collect();
-    assert_eq!(names.len(), 7, "{names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
     for name in names {
         assert!(
             tests.contains(&format!("alertname: {name}")),
@@ -230,9 +230,11 @@ fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
 #[test]
 fn the_dashboard_and_the_alert_rules_read_only_series_the_service_serves() {
     // With a protected route, so the identity platform's series are served
-    // (its provider is unreachable here: the key set stays unfetched).
+    // (its provider is unreachable here: the key set stays unfetched), and
+    // with background jobs, so the jobs platform's are.
     let server = Server::builder(APP)
         .env("PETSAGE_TEST_CHECKS", "db:critical")
+        .env("PETSAGE_TEST_CHORES", "on")
         .env("PETSAGE_TEST_WHOAMI", "on")
         .env("PETSAGE_AUTH_MODE", "provider")
         .env("PETSAGE_AUTH_ISSUER", "http://127.0.0.1:9")

@@ -276,7 +276,8 @@ pub(crate) fn run(
               cargo run -p petsage-app -- dev-token --sub alice --scope {name}:read,{name}:write\n     \
             then open http://127.0.0.1:8080/docs/ (tag {title:?}), Authorize with the token,\n     \
             and Try it out; it stores in ./data/petsage.db, or in PETSAGE_DATABASE_URL=postgres://…\n  \
-         4. a health check of its own: docs/architecture.md, \"The feature contract\"\n  \
+         4. a health check of its own, or work after the response (background jobs and\n     \
+            schedules): docs/architecture.md, \"The feature contract\"\n  \
          5. cargo xtask ci before you push\n",
         krate = names.krate,
         title = names.title,

@@ -14,6 +14,8 @@ use petsage_db::DatabaseSettings;
 use petsage_identity::dev::DevIssuer;
 use petsage_identity::{AuthMode, IdentitySettings};
 
+use crate::Platform;
+
 use crate::server::Stop;
 use crate::{API_PREFIX, Built, Settings, build, openapi, run};
 
@@ -31,10 +33,7 @@ struct Cli {
     settings: Settings,
 
     #[command(flatten)]
-    database: DatabaseSettings,
-
-    #[command(flatten)]
-    identity: IdentitySettings,
+    platform: Platform,
 }
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +51,11 @@ enum Command_ {
         #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = petsage_core::settings::parse_duration)]
         timeout: Duration,
     },
+    /// Inspect or retry background jobs (in the database the settings name).
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Print an access token signed by the dev-mode key in the data folder (PETSAGE_AUTH_MODE=dev; never in production).
     DevToken {
         /// The caller's subject (`sub`): who the token speaks for.
@@ -63,6 +67,24 @@ enum Command_ {
         /// How long the token is valid.
         #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = petsage_core::settings::parse_duration)]
         ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Print the newest jobs, one JSON object per line, newest first.
+    List {
+        /// Only jobs in this state.
+        #[arg(long, value_parser = ["available", "running", "completed", "discarded"])]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value = "50", value_parser = clap::value_parser!(i64).range(1..=10_000))]
+        limit: i64,
+    },
+    /// Make a discarded job due now, with a fresh set of attempts.
+    Retry {
+        /// The job's ID.
+        id: i64,
     },
 }
 
@@ -90,38 +112,28 @@ pub fn main(features: Vec<Registration>) -> ExitCode {
         Ok(parsed) => parsed,
         Err(err) => return usage_error(&command(&features), &err),
     };
-    let identity = cli.identity;
+    let platform = cli.platform;
     match cli.command {
-        Some(Command_::Openapi) => print_openapi(&features, &mut matches, &cli.database, identity),
-        Some(Command_::Migrate) => migrate(
-            &cli.settings,
-            &features,
-            &mut matches,
-            cli.database,
-            identity,
-        ),
+        Some(Command_::Openapi) => print_openapi(&features, &mut matches, platform),
+        Some(Command_::Migrate) => migrate(&cli.settings, &features, &mut matches, platform),
+        Some(Command_::Jobs { command }) => jobs(&platform.database, command),
         Some(Command_::Probe { url, timeout }) => {
             let url = url.unwrap_or_else(|| readiness_url(cli.settings.bind));
             probe(&url, timeout)
         }
         Some(Command_::DevToken { sub, scope, ttl }) => {
-            dev_token(&identity, &cli.database, &sub, &scope, ttl)
+            dev_token(&platform.identity, &platform.database, &sub, &scope, ttl)
         }
         None => {
-            if identity.auth_mode == AuthMode::Dev && !cli.settings.bind.ip().is_loopback() {
+            if platform.identity.auth_mode == AuthMode::Dev && !cli.settings.bind.ip().is_loopback()
+            {
                 eprintln!(
                     "petsage-app: invalid value \"{}\" for --bind / PETSAGE_BIND: PETSAGE_AUTH_MODE=dev serves on a loopback address only, such as 127.0.0.1:8080",
                     cli.settings.bind
                 );
                 return ExitCode::from(EXIT_USAGE);
             }
-            serve(
-                &cli.settings,
-                &features,
-                &mut matches,
-                &cli.database,
-                identity,
-            )
+            serve(&cli.settings, &features, &mut matches, platform)
         }
     }
 }
@@ -173,7 +185,7 @@ pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) 
     let cli = Cli::from_arg_matches_mut(&mut matches)
         .unwrap_or_else(|err| panic!("default settings: {err}"));
     actix_web::rt::System::new().block_on(async move {
-        let built = build(features, &mut matches, &cli.database, cli.identity, false)
+        let built = build(features, &mut matches, cli.platform, false)
             .unwrap_or_else(|err| panic!("features do not build with defaults: {err}"));
         f(built)
     })
@@ -182,11 +194,10 @@ pub(crate) fn with_defaults<T>(features: &[Registration], f: impl FnOnce(Built) 
 fn print_openapi(
     features: &[Registration],
     matches: &mut ArgMatches,
-    database: &DatabaseSettings,
-    identity: IdentitySettings,
+    platform: Platform,
 ) -> ExitCode {
-    let built = actix_web::rt::System::new()
-        .block_on(async { build(features, matches, database, identity, false) });
+    let built =
+        actix_web::rt::System::new().block_on(async { build(features, matches, platform, false) });
     let built = match built {
         Ok(built) => built,
         Err(err) => return start_error(&err),
@@ -208,13 +219,12 @@ fn migrate(
     settings: &Settings,
     features: &[Registration],
     matches: &mut ArgMatches,
-    mut database: DatabaseSettings,
-    identity: IdentitySettings,
+    mut platform: Platform,
 ) -> ExitCode {
     crate::logging::init(settings.log_format);
-    database.migrate = true;
+    platform.database.migrate = true;
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let mut built = build(features, matches, &database, identity, false)?;
+        let mut built = build(features, matches, platform, false)?;
         let started = built.lifecycle.start().await;
         built.lifecycle.stop().await;
         started
@@ -225,6 +235,51 @@ fn migrate(
             ExitCode::SUCCESS
         }
         Err(err) => start_error(&err),
+    }
+}
+
+/// `petsage-app jobs list|retry`: reads or changes the jobs table directly;
+/// no feature is built and no worker runs. Nothing is logged: the answer
+/// is on stdout, a failure one line on stderr.
+fn jobs(database: &DatabaseSettings, command: JobsCommand) -> ExitCode {
+    let outcome = actix_web::rt::System::new().block_on(async move {
+        let mut ctx = petsage_core::Context::new();
+        ctx.insert(DatabaseSettings {
+            migrate: false,
+            ..database.clone()
+        });
+        let db = petsage_db::Database::from_context(&mut ctx)?;
+        let mut lifecycle = ctx.into_lifecycle();
+        lifecycle.start().await?;
+        let outcome = match command {
+            JobsCommand::List { state, limit } => {
+                petsage_jobs::inspect::list(&db, state.as_deref(), limit)
+                    .await
+                    .map_err(|err| format!("cannot read the jobs: {err}"))
+                    .map(|rows| {
+                        for row in rows {
+                            println!("{}", serde_json::to_string(&row).unwrap_or_default());
+                        }
+                    })
+            }
+            JobsCommand::Retry { id } => match petsage_jobs::inspect::retry(&db, id).await {
+                Ok(true) => {
+                    println!("job {id}: due now, with a fresh set of attempts");
+                    Ok(())
+                }
+                Ok(false) => Err(format!("no discarded job has the ID {id}")),
+                Err(err) => Err(format!("cannot retry job {id}: {err}")),
+            },
+        };
+        lifecycle.stop().await;
+        outcome
+    });
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("petsage-app: jobs: {err}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -273,8 +328,7 @@ fn serve(
     settings: &Settings,
     features: &[Registration],
     matches: &mut ArgMatches,
-    database: &DatabaseSettings,
-    identity: IdentitySettings,
+    platform: Platform,
 ) -> ExitCode {
     crate::logging::init(settings.log_format);
     let listener = match TcpListener::bind(settings.bind) {
@@ -288,7 +342,7 @@ fn serve(
         }
     };
     let outcome = actix_web::rt::System::new().block_on(async move {
-        let built = build(features, matches, database, identity, true).map_err(Stop::Start)?;
+        let built = build(features, matches, platform, true).map_err(Stop::Start)?;
         run(listener, settings, built).await
     });
     match outcome {

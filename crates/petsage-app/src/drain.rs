@@ -1,4 +1,5 @@
-//! Graceful drain on SIGTERM/SIGINT: readiness (only) turns 503 at once, the server
+//! Graceful drain on SIGTERM/SIGINT: readiness (only) turns 503 at once and
+//! background services (the job worker) are told to stop; the server
 //! keeps serving for the shutdown delay, then stops accepting and lets
 //! in-flight requests finish. A second signal stops at once.
 
@@ -11,7 +12,7 @@ use actix_web::rt::signal::unix::{Signal, SignalKind, signal};
 use actix_web::rt::time::sleep;
 use futures_util::future::{Either, select};
 use log::{info, warn};
-use petsage_core::{HealthMonitor, Phase};
+use petsage_core::{Background, HealthMonitor, Phase};
 
 /// SIGTERM and SIGINT, caught from the moment this is created.
 pub(crate) struct Signals {
@@ -36,12 +37,14 @@ pub(crate) async fn on_signal(
     signals: Signals,
     server: ServerHandle,
     monitor: Arc<HealthMonitor>,
+    background: Arc<Background>,
     delay: Duration,
     timeout: Duration,
 ) {
     let Signals { mut term, mut int } = signals;
     let name = next_signal(&mut term, &mut int).await;
     monitor.set_phase(Phase::Draining);
+    background.stop();
     info!(
         "{name} received: draining; readiness now answers 503, health and liveness are unchanged; serving {} ms more",
         delay.as_millis()

@@ -26,6 +26,7 @@ use clap::ArgMatches;
 use petsage_core::{BuiltFeature, Context, Lifecycle, Registration, RouteInfo};
 use petsage_db::DatabaseSettings;
 use petsage_identity::{Identity, IdentitySettings};
+use petsage_jobs::JobsSettings;
 
 /// The prefix every feature's endpoints are served under.
 pub const API_PREFIX: &str = "/api/v1";
@@ -39,6 +40,21 @@ pub fn features() -> Features {
         petsage_core::register::<petsage_health::Health>(),
         // `cargo xtask new-feature` adds new features above this line.
     ]
+}
+
+/// The settings of the platforms a feature may ask for, each under its own
+/// `--help` heading: the database, identity, and background jobs.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Platform {
+    /// Where the data is and how the pool behaves.
+    #[command(flatten)]
+    pub database: DatabaseSettings,
+    /// Who may call protected routes.
+    #[command(flatten)]
+    pub identity: IdentitySettings,
+    /// Whether and how this instance runs jobs.
+    #[command(flatten)]
+    pub jobs: JobsSettings,
 }
 
 /// Features built once at start, and what building them added: health
@@ -59,15 +75,20 @@ pub struct Built {
 pub fn build(
     features: &[Registration],
     matches: &mut ArgMatches,
-    database: &DatabaseSettings,
-    mut identity: IdentitySettings,
+    platform: Platform,
     serving: bool,
 ) -> Result<Built, String> {
+    let Platform {
+        database,
+        mut identity,
+        jobs,
+    } = platform;
     identity.data_dir.clone_from(&database.data_dir);
     identity.documents_only = !serving;
     let mut ctx = Context::for_features(features.iter().map(Registration::name));
-    ctx.insert(database.clone());
+    ctx.insert(database);
     ctx.insert(identity);
+    ctx.insert(jobs);
     let built = features
         .iter()
         .map(|feature| feature.build(&mut *matches, &mut ctx))

@@ -11,7 +11,7 @@ use actix_web::{App, HttpServer, web};
 use clap::{ArgAction, Args};
 use log::info;
 use petsage_core::settings::{parse_bool, parse_count, parse_duration};
-use petsage_core::{BuiltFeature, HealthMonitor, Lifecycle, MonitorSettings, Phase};
+use petsage_core::{Background, BuiltFeature, HealthMonitor, Lifecycle, MonitorSettings, Phase};
 
 use crate::app::AppParts;
 use crate::metrics::{self, Metrics};
@@ -180,10 +180,13 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
         _ => None,
     };
     let server = http_server(settings, parts, listener)?;
+    let background =
+        Arc::new(lifecycle.take_background(settings.shutdown_delay + settings.shutdown_timeout));
     actix_web::rt::spawn(drain::on_signal(
         signals,
         server.handle(),
         Arc::clone(&monitor),
+        Arc::clone(&background),
         settings.shutdown_delay,
         settings.shutdown_timeout,
     ));
@@ -199,11 +202,13 @@ pub async fn run(listener: TcpListener, settings: &Settings, built: Built) -> Re
     let started = actix_web::rt::spawn(start(
         lifecycle.start(),
         Arc::clone(&monitor),
+        Arc::clone(&background),
         server.handle(),
         Arc::clone(&failure),
     ));
     let served = server.await;
     started.abort();
+    background.join().await;
     monitor.stop();
     if let Some(metrics_server) = metrics_server {
         metrics_server.stop(true).await;
@@ -277,12 +282,13 @@ fn http_server(
         .run())
 }
 
-/// The start steps, then the first run of every check, then `serving`.
-/// Readiness says `starting` until then; a failed step is kept in `failure`,
-/// and the server stops at once.
+/// The start steps, then the first run of every check, then `serving` and
+/// the background services. Readiness says `starting` until then; a failed
+/// step is kept in `failure`, and the server stops at once.
 async fn start(
     steps: impl Future<Output = Result<(), String>>,
     monitor: Arc<HealthMonitor>,
+    background: Arc<Background>,
     server: ServerHandle,
     failure: Arc<Mutex<Option<String>>>,
 ) {
@@ -291,6 +297,7 @@ async fn start(
             Arc::clone(&monitor).start().await;
             monitor.set_phase(Phase::Serving);
             info!("ready: every start step and the first health-check run are done");
+            background.start();
         }
         Err(err) => {
             *failure.lock().unwrap_or_else(PoisonError::into_inner) = Some(err);

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{ArgMatches, Args, Command, FromArgMatches};
 use prometheus_client::collector::Collector;
 
+use crate::background::{Background, Stopping, Task};
 use crate::{HealthCheck, Routes};
 
 /// A boxed step: `Err` says, in one line, why the instance cannot serve.
@@ -219,6 +221,7 @@ pub struct Context {
     collectors: Vec<Box<dyn Collector>>,
     starts: Vec<Step>,
     stops: Vec<Step>,
+    background: Vec<Task>,
 }
 
 impl Context {
@@ -321,6 +324,18 @@ impl Context {
         });
     }
 
+    /// Adds a background service (a job worker, a scheduler): it starts once
+    /// the instance is ready, is told through [`Stopping`] when the drain
+    /// begins, and is awaited before the stop steps. Only a serving instance
+    /// runs it (`migrate` does not).
+    pub fn run_in_background<F, Fut>(&mut self, label: impl Into<String>, task: F)
+    where
+        F: FnOnce(Stopping) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background.push(Task::new(label.into(), task));
+    }
+
     fn label(&self, label: String) -> String {
         if self.feature.is_empty() {
             label
@@ -336,6 +351,7 @@ impl Context {
             collectors: self.collectors,
             starts: self.starts,
             stops: self.stops,
+            background: self.background,
         }
     }
 }
@@ -348,9 +364,15 @@ pub struct Lifecycle {
     collectors: Vec<Box<dyn Collector>>,
     starts: Vec<Step>,
     stops: Vec<Step>,
+    background: Vec<Task>,
 }
 
 impl Lifecycle {
+    /// Hands over the background services, which get `grace` to finish once stopped.
+    pub fn take_background(&mut self, grace: Duration) -> Background {
+        Background::new(std::mem::take(&mut self.background), grace)
+    }
+
     /// Hands over the checks added through the context (a shared resource's, such as `database`), for the app's monitor.
     pub fn take_checks(&mut self) -> Vec<HealthCheck> {
         std::mem::take(&mut self.checks)

@@ -7,6 +7,7 @@
 //! one [`HealthMonitor`] runs. Errors leave every endpoint as RFC 9457
 //! [`Problem`] bodies; [`JsonBody`] turns bad input into `415` and `422` problems.
 
+pub mod background;
 mod feature;
 mod health;
 mod json;
@@ -16,6 +17,7 @@ mod routes;
 pub mod settings;
 pub mod testing;
 
+pub use background::{Background, Stopping};
 pub use feature::{BuiltFeature, Context, Feature, Lifecycle, NoSettings, Registration, register};
 pub use health::{
     CheckState, CheckStatus, HealthCheck, HealthMonitor, HealthStatus, MonitorSettings, Phase,

@@ -182,27 +182,49 @@ impl Database {
         if feature.is_empty() {
             return Err("migrations belong to a feature: call migrate from Feature::build".into());
         }
+        self.add_migrations(ctx, feature, migrations)
+    }
+
+    /// Adds the start step that applies a platform's own `migrations` (the
+    /// jobs tables), recorded as `_petsage_migrations_<name>`, once however
+    /// many features ask for the platform.
+    pub fn migrate_platform(
+        &self,
+        ctx: &mut Context,
+        name: &'static str,
+        migrations: Migrations,
+    ) -> Result<(), String> {
+        self.add_migrations(ctx, name, migrations)
+    }
+
+    fn add_migrations(
+        &self,
+        ctx: &mut Context,
+        name: &'static str,
+        migrations: Migrations,
+    ) -> Result<(), String> {
         {
-            let mut features = self
+            let mut added = self
                 .inner
                 .features
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if features.contains(&feature) {
-                return Err("its migrations are added twice".into());
+            if added.contains(&name) {
+                return Err(format!("the migrations of {name} are added twice"));
             }
-            features.push(feature);
+            added.push(name);
         }
         let mut migrator = migrations.take(self.backend());
-        migrator.dangerous_set_table_name(migrations_table(feature));
+        migrator.dangerous_set_table_name(migrations_table(name));
         let db = self.clone();
         let apply = self.inner.settings.migrate;
-        let label = if apply {
-            "apply migrations"
+        let verb = if apply { "apply" } else { "check" };
+        let label = if ctx.feature() == name {
+            format!("feature {name}: {verb} migrations")
         } else {
-            "check migrations"
+            format!("{name}: {verb} migrations")
         };
-        ctx.on_start(label, move || async move {
+        ctx.on_start_shared(label, move || async move {
             if apply {
                 db.apply(&migrator).await
             } else {

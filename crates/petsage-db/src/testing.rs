@@ -113,16 +113,18 @@ pub fn postgres_admin_url() -> String {
 /// Runs one statement on `url`, on a thread and runtime of its own, so it
 /// works from inside an async test and from `Drop`.
 pub fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
-    on_own_runtime(url, sql, |mut conn, sql| async move {
+    let sql = sql.to_owned();
+    on_own_runtime(url, |mut conn| async move {
         conn.execute(sqlx::AssertSqlSafe(sql)).await?;
         let _ = conn.close().await;
         Ok(())
     })
 }
 
-/// The one number `sql` selects on `url` (`SELECT count(*) …`).
+/// The one number `sql` selects on `url` (`SELECT count(*) …`), on SQLite or PostgreSQL.
 pub fn query_i64(url: &str, sql: &str) -> Result<i64, String> {
-    on_own_runtime(url, sql, |mut conn, sql| async move {
+    let sql = sql.to_owned();
+    on_own_runtime(url, |mut conn| async move {
         let value: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&mut conn)
             .await?;
@@ -131,22 +133,26 @@ pub fn query_i64(url: &str, sql: &str) -> Result<i64, String> {
     })
 }
 
-fn on_own_runtime<T, F, Fut>(url: &str, sql: &str, f: F) -> Result<T, String>
+/// Runs `f` on a connection of its own to `url` (SQLite or PostgreSQL), on a
+/// thread and runtime of its own, so it works from inside an async test,
+/// from `Drop` and from plain threads.
+pub fn on_own_runtime<T, F, Fut>(url: &str, f: F) -> Result<T, String>
 where
     T: Send + 'static,
-    F: FnOnce(sqlx::PgConnection, String) -> Fut + Send + 'static,
+    F: FnOnce(sqlx::AnyConnection) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
 {
-    let (url, sql) = (url.to_owned(), sql.to_owned());
+    sqlx::any::install_default_drivers();
+    let url = url.to_owned();
     std::thread::spawn(move || {
         let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
         runtime.block_on(async move {
-            let conn = sqlx::PgConnection::connect(&url)
+            let conn = sqlx::AnyConnection::connect(&url)
                 .await
-                .map_err(|e| e.to_string())?;
-            f(conn, sql).await.map_err(|e| e.to_string())
+                .map_err(|e| format!("{url}: {e}"))?;
+            f(conn).await.map_err(|e| e.to_string())
         })
     })
     .join()
-    .map_err(|_| "the admin thread panicked".to_owned())?
+    .map_err(|_| "the database thread panicked".to_owned())?
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use petsage_tests::raw_exchange;
-use sqlx::{Connection as _, Executor as _, Row as _};
+use sqlx::{Executor as _, Row as _};
 
 use crate::process::{BenchDatabase, Pinned};
 use crate::stats::median;
@@ -67,12 +67,11 @@ fn fill(url: &str, rows: u64, postgres: bool) -> Result<(), String> {
             r#"WITH RECURSIVE n(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM n WHERE i < {rows}) INSERT INTO "notes" (owner_issuer, owner_subject, name) SELECT {values} FROM n"#
         )
     };
-    on_database(url, move |mut conn| async move {
+    petsage_db::testing::on_own_runtime(url, move |mut conn| async move {
         conn.execute(sqlx::AssertSqlSafe(insert)).await?;
         conn.execute("ANALYZE").await?;
-        Ok(Vec::new())
+        Ok(())
     })
-    .map(drop)
 }
 
 /// The database's plan for the list query on `url`, one step per line.
@@ -83,36 +82,16 @@ fn plan(url: &str, postgres: bool, after: i64) -> Result<String, String> {
         format!("EXPLAIN QUERY PLAN {}", list_sql(after))
     };
     let column = if postgres { 0 } else { 3 };
-    let lines = on_database(url, move |mut conn| async move {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut conn)
-            .await?;
-        rows.iter()
-            .map(|row| row.try_get::<String, _>(column))
-            .collect()
-    })?;
+    let lines: Vec<String> =
+        petsage_db::testing::on_own_runtime(url, move |mut conn| async move {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut conn)
+                .await?;
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(column))
+                .collect()
+        })?;
     Ok(lines.join("\n"))
-}
-
-/// Runs `f` on a connection to `url`, on a thread and runtime of its own.
-fn on_database<F, Fut>(url: &str, f: F) -> Result<Vec<String>, String>
-where
-    F: FnOnce(sqlx::AnyConnection) -> Fut + Send + 'static,
-    Fut: Future<Output = Result<Vec<String>, sqlx::Error>>,
-{
-    sqlx::any::install_default_drivers();
-    let url = url.to_owned();
-    std::thread::spawn(move || {
-        let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
-        runtime.block_on(async move {
-            let conn = sqlx::AnyConnection::connect(&url)
-                .await
-                .map_err(|e| format!("{url}: {e}"))?;
-            f(conn).await.map_err(|e| e.to_string())
-        })
-    })
-    .join()
-    .map_err(|_| "the database thread panicked".to_owned())?
 }
 
 /// The `next_cursor` after `pages` pages of 200 of the caller's rows on `server`.

@@ -1,0 +1,14 @@
+-- The test-only chores feature: each run of a chore job, and the writes
+-- that enqueue a job in their own transaction.
+CREATE TABLE chore_runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    instance TEXT NOT NULL,
+    due_at BIGINT NOT NULL,
+    label TEXT NOT NULL
+);
+CREATE TABLE chore_writes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    trial BIGINT NOT NULL
+);
