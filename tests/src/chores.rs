@@ -1,11 +1,12 @@
 //! A test-only feature with background jobs (`PETSAGE_TEST_CHORES=on`): a
-//! chore job that records each run (instance, attempt, due time) in
-//! `chore_runs`, and can be told to sleep or to fail its first attempts; a
-//! schedule, `test-tick`, every second; and public routes that enqueue
+//! chore job that records each run (instance, attempt, due and start time)
+//! in `chore_runs`, and can be told to sleep or to fail its first attempts;
+//! a no-op job (for the bench); a schedule, `test-tick`, every second
+//! (unless `PETSAGE_TEST_CHORES_TICK=off`); and public routes that enqueue
 //! chores, alone or in the same transaction as a write that commits or
 //! rolls back. The jobs tests count its rows to find lost and repeated runs.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::HttpResponse;
 use actix_web::web::{Data, Json};
@@ -34,6 +35,22 @@ impl Job for Chore {
     const KIND: &'static str = "test.chore";
 }
 
+/// A job that does nothing: what the bench's throughput rows run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Noop {}
+
+impl Job for Noop {
+    const KIND: &'static str = "test.noop";
+}
+
+/// How many no-op jobs to enqueue.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoopCount {
+    /// How many, enqueued in one transaction.
+    pub count: u32,
+}
+
 /// What to enqueue.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +77,7 @@ fn instance() -> String {
 }
 
 async fn run_chore(db: Database, chore: Chore, run: Run) -> Result<(), String> {
+    let started = SystemTime::now();
     if run.attempt <= chore.fail_times {
         return Err(format!(
             "attempt {} of {} fails",
@@ -69,16 +87,19 @@ async fn run_chore(db: Database, chore: Chore, run: Run) -> Result<(), String> {
     if chore.sleep_ms > 0 {
         tokio::time::sleep(Duration::from_millis(chore.sleep_ms)).await;
     }
-    let due = run
-        .due
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let ms = |at: SystemTime| {
+        at.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    };
     let mut conn = db.acquire().await.map_err(|e| e.to_string())?;
-    sqlx::query("INSERT INTO chore_runs (job_id, attempt, instance, due_at, label) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query(
+        "INSERT INTO chore_runs (job_id, attempt, instance, due_at, ran_at, label) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
         .bind(run.id)
         .bind(i64::from(run.attempt))
         .bind(instance())
-        .bind(due)
+        .bind(ms(run.due))
+        .bind(ms(started))
         .bind(chore.label)
         .execute(&mut *conn)
         .await
@@ -95,6 +116,20 @@ async fn enqueue(jobs: Data<Jobs>, body: Json<Enqueue>) -> Result<HttpResponse, 
     let mut tx = conn.begin().await?;
     for _ in 0..body.count {
         jobs.enqueue(&mut tx, &body.chore, Options::new()).await?;
+    }
+    tx.commit().await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// Enqueues `count` no-op jobs in one transaction.
+#[utoipa::path(post, path = "/test/chores/noop", operation_id = "test_chores_noop", tag = "Test",
+    request_body = NoopCount,
+    responses((status = 204, description = "Enqueued")))]
+async fn noop(jobs: Data<Jobs>, body: Json<NoopCount>) -> Result<HttpResponse, Error> {
+    let mut conn = jobs.database().acquire().await?;
+    let mut tx = conn.begin().await?;
+    for _ in 0..body.count {
+        jobs.enqueue(&mut tx, &Noop {}, Options::new()).await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -142,12 +177,15 @@ impl Feature for Chores {
             Handler::new(move |chore: Chore, run: Run| run_chore(db.clone(), chore, run))
                 .backoff(Duration::from_millis(20)),
         )?;
-        let tick = Chore {
-            label: "tick".into(),
-            sleep_ms: 0,
-            fail_times: 0,
-        };
-        jobs.schedule(Schedule::new("test-tick", "* * * * * *", &tick)?)?;
+        jobs.register(Handler::new(|_: Noop, _| async { Ok::<_, String>(()) }))?;
+        if std::env::var("PETSAGE_TEST_CHORES_TICK").as_deref() != Ok("off") {
+            let tick = Chore {
+                label: "tick".into(),
+                sleep_ms: 0,
+                fail_times: 0,
+            };
+            jobs.schedule(Schedule::new("test-tick", "* * * * * *", &tick)?)?;
+        }
         Ok(Self { jobs })
     }
 
@@ -156,5 +194,6 @@ impl Feature for Chores {
             .data(Data::new(self.jobs.clone()))
             .route(route!(enqueue).public())
             .route(route!(trial).public())
+            .route(route!(noop).public())
     }
 }

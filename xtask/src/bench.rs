@@ -1,4 +1,4 @@
-//! `cargo xtask bench [--quick] [--duration SECS] [--instructions] [--old DIR]`: builds the release
+//! `cargo xtask bench [--quick] [--duration SECS] [--instructions | --jobs] [--old DIR]`: builds the release
 //! binaries and runs the bench (`tests/src/bin/petsage-bench`), which lives
 //! beside the test harness it shares.
 
@@ -8,11 +8,12 @@ use std::process::Command;
 /// Builds PetSage, the baselines and the bench in release, then runs the bench with `args`.
 pub(crate) fn run(root: &Path, args: &[String]) -> Result<(), String> {
     let instructions_only = args.iter().any(|a| a == "--instructions");
+    let jobs_only = args.iter().any(|a| a == "--jobs");
     for (tool, package, needed) in [
-        ("wrk", "wrk", !instructions_only),
+        ("wrk", "wrk", !instructions_only && !jobs_only),
         ("taskset", "util-linux", !instructions_only),
         ("psql", "postgresql-client", !instructions_only),
-        ("valgrind", "valgrind", true),
+        ("valgrind", "valgrind", !jobs_only),
     ] {
         if needed && !crate::on_path(tool) {
             return Err(format!(

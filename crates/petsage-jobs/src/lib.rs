@@ -199,6 +199,8 @@ pub struct Jobs {
 
 struct Inner {
     db: Database,
+    /// Enqueues (its statements depend on the backend only).
+    enqueuer: Store,
     settings: JobsSettings,
     kinds: Mutex<HashMap<&'static str, Arc<Kind>>>,
     schedules: Mutex<Vec<Schedule>>,
@@ -226,6 +228,7 @@ impl Jobs {
         db.migrate_platform(ctx, "jobs", petsage_db::migrations!())?;
         let jobs = Self {
             inner: Arc::new(Inner {
+                enqueuer: Store::new(db.clone(), &[]),
                 db,
                 settings,
                 kinds: Mutex::default(),
@@ -315,7 +318,8 @@ impl Jobs {
         let max_attempts = self.max_attempts(J::KIND);
         let now = now_ms();
         let id = self
-            .store()
+            .inner
+            .enqueuer
             .enqueue(
                 conn,
                 NewJob {

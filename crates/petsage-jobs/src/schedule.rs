@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use croner::Cron;
 use petsage_core::Stopping;
 
-use crate::store::NewJob;
+use crate::store::{NewJob, Store};
 use crate::{Job, Jobs, Options, now_ms};
 
 /// A recurring job: each occurrence of a cron expression (UTC) enqueues it once across all instances.
@@ -122,7 +122,7 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
     }
     let schedules: Arc<[Schedule]> = schedules.into();
     loop {
-        let wait = match tick(&jobs, &schedules).await {
+        let wait = match tick(&jobs, &store, &schedules).await {
             Ok(next) => {
                 Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0)).min(poll)
             }
@@ -141,8 +141,7 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
 }
 
 /// Takes every due occurrence this instance wins; returns when the next one is due.
-async fn tick(jobs: &Jobs, schedules: &[Schedule]) -> Result<i64, sqlx::Error> {
-    let store = jobs.store();
+async fn tick(jobs: &Jobs, store: &Store, schedules: &[Schedule]) -> Result<i64, sqlx::Error> {
     let next_at: HashMap<String, i64> = store.schedules().await?.into_iter().collect();
     let now = now_ms();
     let mut wake_at = i64::MAX;
@@ -178,7 +177,7 @@ pub(crate) async fn tick_for_tests(
     jobs: &Jobs,
     schedules: &[Schedule],
 ) -> Result<i64, sqlx::Error> {
-    tick(jobs, schedules).await
+    tick(jobs, &jobs.store(), schedules).await
 }
 
 /// Sleeps `wait`, or less if stopping begins; true if it did.

@@ -6,6 +6,7 @@ CREATE TABLE chore_runs (
     attempt BIGINT NOT NULL,
     instance TEXT NOT NULL,
     due_at BIGINT NOT NULL,
+    ran_at BIGINT NOT NULL,
     label TEXT NOT NULL
 );
 CREATE TABLE chore_writes (

@@ -7,6 +7,10 @@
 //! headers a PetSage health poll must send (`Cache-Control: no-store`,
 //! `X-Content-Type-Options: nosniff` and a new UUID v7 `X-Request-Id`),
 //! set by a plain handler as a hand-written actix-web service would set them.
+//! With `--database-url URL --jobs N`, it serves nothing: it inserts N jobs
+//! into the jobs table PetSage made there and runs them as no-ops with the
+//! same claim-and-complete statements as PetSage's worker, four at a time
+//! (a claim for every free slot), straight on sqlx, then prints the jobs per second and exits.
 //! Built with the same release profile, so `cargo xtask bench` measures what
 //! PetSage adds on top of it.
 
@@ -37,8 +41,7 @@ async fn health_same_headers() -> HttpResponse {
         .body(BODY)
 }
 
-const USAGE: &str =
-    "usage: petsage-baseline [--bind ADDR] [--workers N] [--same-headers] [--database-url URL]";
+const USAGE: &str = "usage: petsage-baseline [--bind ADDR] [--workers N] [--same-headers] [--database-url URL [--jobs N]]";
 
 async fn note(pool: Data<sqlx::AnyPool>, id: Path<i64>) -> HttpResponse {
     let row: Result<Option<(i64, String)>, _> =
@@ -59,9 +62,80 @@ async fn note(pool: Data<sqlx::AnyPool>, id: Path<i64>) -> HttpResponse {
     }
 }
 
+/// The jobs loop's statements: PetSage's claim and completion, for the baseline's own kind.
+const CLAIM: &str = "UPDATE petsage_jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, leased_until = $2 \
+     WHERE id IN (SELECT id FROM petsage_jobs WHERE state = 'available' AND run_at <= $3 AND kind IN ('baseline.noop') \
+     ORDER BY priority, run_at, id LIMIT $4{lock}) \
+     RETURNING id, kind, queue, payload, attempt, max_attempts, run_at";
+const COMPLETE: &str = "UPDATE petsage_jobs SET state = 'completed', finished_at = $1, lease_owner = NULL, leased_until = NULL \
+     WHERE id = $2 AND state = 'running' AND lease_owner = $3";
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Inserts `jobs` no-op jobs and runs them four at a time, as PetSage's
+/// worker does (one claim for every free slot, each completion on its
+/// own), and returns jobs per second.
+async fn jobs_loop(pool: sqlx::AnyPool, postgres: bool, jobs: i64) -> Result<f64, sqlx::Error> {
+    const SLOTS: usize = 4;
+    let insert = "INSERT INTO petsage_jobs (kind, queue, payload, priority, state, max_attempts, run_at, created_at) \
+         SELECT 'baseline.noop', 'default', '{}', 0, 'available', 20, $1, $1 FROM \
+         (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $2) SELECT i FROM n) AS numbers";
+    sqlx::query(insert)
+        .bind(now_ms())
+        .bind(jobs)
+        .execute(&pool)
+        .await?;
+    let claim = CLAIM.replace(
+        "{lock}",
+        if postgres {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        },
+    );
+    let owner = "baseline";
+    let started = std::time::Instant::now();
+    let mut running = tokio::task::JoinSet::new();
+    loop {
+        let free = SLOTS - running.len();
+        let now = now_ms();
+        let taken: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.as_str()))
+            .bind(owner)
+            .bind(now + 30_000)
+            .bind(now)
+            .bind(free as i64)
+            .fetch_all(&pool)
+            .await?;
+        if taken.is_empty() && running.is_empty() {
+            break;
+        }
+        for (id,) in taken {
+            let pool = pool.clone();
+            running.spawn(async move {
+                sqlx::query(COMPLETE)
+                    .bind(now_ms())
+                    .bind(id)
+                    .bind(owner)
+                    .execute(&pool)
+                    .await
+            });
+        }
+        if let Some(done) = running.join_next().await {
+            done.map_err(|e| sqlx::Error::Protocol(e.to_string()))??;
+        }
+    }
+    #[allow(clippy::cast_precision_loss)]
+    Ok(jobs as f64 / started.elapsed().as_secs_f64())
+}
+
 fn main() -> std::io::Result<()> {
     let mut bind = "127.0.0.1:8081".to_owned();
     let mut database_url = None;
+    let mut jobs = None;
     let mut workers = 1;
     let mut same_headers = false;
     let mut args = std::env::args().skip(1);
@@ -73,6 +147,15 @@ fn main() -> std::io::Result<()> {
         match (arg.as_str(), args.next()) {
             ("--bind", Some(value)) => bind = value,
             ("--database-url", Some(value)) => database_url = Some(value),
+            ("--jobs", Some(value)) => {
+                jobs = Some(
+                    value
+                        .parse::<i64>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| std::io::Error::other(USAGE))?,
+                );
+            }
             ("--workers", Some(value)) => {
                 workers = value
                     .parse()
@@ -84,7 +167,7 @@ fn main() -> std::io::Result<()> {
         }
     }
     actix_web::rt::System::new().block_on(async move {
-        let pool = match database_url {
+        let pool = match database_url.clone() {
             Some(url) => {
                 sqlx::any::install_default_drivers();
                 let sqlite = url.starts_with("sqlite:");
@@ -105,6 +188,16 @@ fn main() -> std::io::Result<()> {
             }
             None => None,
         };
+        if let Some(jobs) = jobs {
+            let (Some(pool), Some(url)) = (&pool, &database_url) else {
+                return Err(std::io::Error::other(USAGE));
+            };
+            let per_second = jobs_loop(pool.get_ref().clone(), url.starts_with("postgres"), jobs)
+                .await
+                .map_err(std::io::Error::other)?;
+            println!("{per_second:.1}");
+            return Ok(());
+        }
         HttpServer::new(move || {
             let app = if same_headers {
                 App::new().route("/api/v1/health", web::get().to(health_same_headers))

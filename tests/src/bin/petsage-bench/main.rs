@@ -15,6 +15,7 @@
 
 mod growth;
 mod instructions;
+mod jobs;
 mod options;
 mod process;
 mod report;
@@ -109,6 +110,17 @@ fn run(options: &Options) -> Result<(), String> {
     } else {
         None
     };
+    // --quick keeps CI short: fewer jobs and latency samples.
+    let jobs = if options.jobs {
+        let (count, samples) = if options.quick {
+            (2_000, 30)
+        } else {
+            (20_000, 200)
+        };
+        Some(jobs::measure(&target, &new, &baseline, count, samples)?)
+    } else {
+        None
+    };
     let instructions = if options.instructions {
         if let Some(missing) = instructions::tools_missing() {
             return Err(missing);
@@ -129,6 +141,7 @@ fn run(options: &Options) -> Result<(), String> {
     let report = Report {
         rps,
         auth,
+        jobs,
         instructions,
         binary_bytes: std::fs::metadata(&new.app).map(|m| m.len()).unwrap_or(0),
         options,
@@ -227,6 +240,17 @@ fn rps_run(
     let (postgres_dir, _) = fresh_sqlite(target, "postgres-data");
     let notes_sqlite = notes_server(new, &sqlite_dir, None)?;
     let notes_postgres = notes_server(new, &postgres_dir, Some(&postgres.url))?;
+    let (jobs_off_dir, _) = fresh_sqlite(target, "jobs-off");
+    let (jobs_idle_dir, _) = fresh_sqlite(target, "jobs-idle");
+    let with_jobs = |dir| {
+        [
+            ("PETSAGE_TEST_NOTES", "off"),
+            ("PETSAGE_TEST_FAULTS", "off"),
+            ("PETSAGE_TEST_CHORES", "on"),
+            ("PETSAGE_TEST_CHORES_TICK", "off"),
+            ("PETSAGE_DATA_DIR", dir),
+        ]
+    };
     // Indexed by `Target::server`.
     let mut servers = vec![
         Pinned::start(baseline, &[], &[])?,
@@ -238,6 +262,12 @@ fn rps_run(
         notes_postgres,
         Pinned::start(&new.app, &[], &[("PETSAGE_METRICS", "false")])?,
         Pinned::start(baseline, &["--same-headers"], &[])?,
+        Pinned::start(
+            &new.test_app,
+            &["--jobs", "false"],
+            &with_jobs(&jobs_off_dir),
+        )?,
+        Pinned::start(&new.test_app, &[], &with_jobs(&jobs_idle_dir))?,
     ];
     // The older build reads its own note, on a file and a database of its own.
     let old_postgres = match old {

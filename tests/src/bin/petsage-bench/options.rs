@@ -14,6 +14,8 @@ pub(crate) struct Options {
     pub(crate) rps: bool,
     /// Count instructions per request under callgrind.
     pub(crate) instructions: bool,
+    /// Run the background jobs rows (throughput, start latency).
+    pub(crate) jobs: bool,
     /// `--quick`: short rounds, and each instruction row counted once.
     pub(crate) quick: bool,
     /// A folder holding an older build's `petsage-app` and
@@ -22,11 +24,12 @@ pub(crate) struct Options {
 }
 
 /// What `--help` and a bad option print.
-pub(crate) const USAGE: &str = "usage: petsage-bench [--quick] [--duration SECS] [--instructions] [--old DIR]\n  \
+pub(crate) const USAGE: &str = "usage: petsage-bench [--quick] [--duration SECS] [--instructions | --jobs] [--old DIR]\n  \
      (no option)     req/s rounds, cold starts and instruction counts\n  \
      --quick         short req/s rounds, then the same cold starts and instruction counts (what CI runs)\n  \
      --duration SECS seconds of load per target per round\n  \
      --instructions  instruction counts only (callgrind)\n  \
+     --jobs          background jobs rows only (jobs/s against a sqlx loop, start latency)\n  \
      --old DIR       add rows for the petsage-app and petsage-test-app found in DIR (an older release build)";
 
 impl Options {
@@ -38,15 +41,17 @@ impl Options {
             starts: 10,
             rps: true,
             instructions: true,
+            jobs: true,
             quick: false,
             old: None,
         };
-        let mut instructions_only = false;
+        let (mut instructions_only, mut jobs_only) = (false, false);
         let mut args = args.iter();
         while let Some(arg) = args.next() {
             match arg.as_str() {
                 "--quick" => options.quick = true,
                 "--instructions" => instructions_only = true,
+                "--jobs" => jobs_only = true,
                 "--duration" => {
                     let value = args.next().ok_or("--duration needs a number of seconds")?;
                     options.duration = value.parse().ok().filter(|d| *d > 0).ok_or_else(|| {
@@ -65,9 +70,18 @@ impl Options {
             options.duration = 1;
             options.rounds = 2;
         }
+        if instructions_only && jobs_only {
+            return Err(format!(
+                "--instructions and --jobs each run one part: pick one\n{USAGE}"
+            ));
+        }
         if instructions_only {
             options.rps = false;
-            options.instructions = true;
+            options.jobs = false;
+        }
+        if jobs_only {
+            options.rps = false;
+            options.instructions = false;
         }
         Ok(options)
     }
@@ -91,7 +105,10 @@ mod tests {
         let long = parse(&["--duration", "10"]).expect("parses");
         assert_eq!(long.duration, 10);
         let counts = parse(&["--instructions", "--old", "/x"]).expect("parses");
-        assert!(!counts.rps && counts.instructions);
+        assert!(!counts.rps && counts.instructions && !counts.jobs);
+        let jobs = parse(&["--jobs", "--quick"]).expect("parses");
+        assert!(!jobs.rps && !jobs.instructions && jobs.jobs && jobs.quick);
+        assert!(parse(&["--jobs", "--instructions"]).is_err());
         assert_eq!(counts.old, Some(PathBuf::from("/x")));
         assert!(parse(&["--duration", "x"]).is_err());
         assert!(parse(&["--old"]).is_err());

@@ -139,17 +139,31 @@ impl Pinned {
 
     /// Creates the note the database rows read, and checks the server will find it at [`NOTE`].
     pub(crate) fn seed_note(&self) -> Result<(), String> {
-        let body = r#"{"name":"Biscuit"}"#;
-        let request = format!(
-            "POST /api/v1/notes HTTP/1.1\r\nHost: bench\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            self.authorization_line(),
-            body.len()
-        );
-        let reply = raw_exchange(self.addr, request.as_bytes()).unwrap_or_default();
+        let reply = self.post("/api/v1/notes", r#"{"name":"Biscuit"}"#);
         if reply.starts_with("HTTP/1.1 201") && reply.contains(&format!("location: {NOTE}")) {
             Ok(())
         } else {
             Err(format!("could not create the bench note: {reply}"))
+        }
+    }
+
+    /// POSTs a JSON `body` to `path` (as the bench's caller, if any): the whole reply.
+    fn post(&self, path: &str, body: &str) -> String {
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nHost: bench\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.authorization_line(),
+            body.len()
+        );
+        raw_exchange(self.addr, request.as_bytes()).unwrap_or_default()
+    }
+
+    /// POSTs a JSON `body` to `path`, expecting a 2xx.
+    pub(crate) fn post_json(&self, path: &str, body: &str) -> Result<(), String> {
+        let reply = self.post(path, body);
+        if reply.starts_with("HTTP/1.1 2") {
+            Ok(())
+        } else {
+            Err(format!("POST {path}: {reply}"))
         }
     }
 

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::growth::{Growth, OWN_ROWS};
 use crate::instructions::{Count, MEASURED, WARM_UP};
+use crate::jobs::JobsRun;
 use crate::options::Options;
 use crate::stats::{Ratios, Sample};
 use crate::targets::{Target, target_index};
@@ -227,6 +228,14 @@ impl RpsRun {
                 ),
                 self.scrape_max_ms < 50.0,
             ),
+            (
+                format!(
+                    "/api/v1/health with an idle job worker ≥ 0.97× the same service with --jobs false: req/s {:.3}×, CPU/req {:.3}×",
+                    self.ratio("health_jobs_idle").rps,
+                    self.ratio("health_jobs_idle").cpu
+                ),
+                self.ratio("health_jobs_idle").rps >= 0.97,
+            ),
             (format!("zero errors: {errors}"), errors == 0),
         ];
         for (id, ratio) in &self.against_old {
@@ -405,6 +414,7 @@ fn instruction_goals(counts: &[Count]) -> Vec<(String, bool)> {
 pub(crate) struct Report<'a> {
     pub(crate) rps: Option<RpsRun>,
     pub(crate) auth: Option<AuthRun>,
+    pub(crate) jobs: Option<JobsRun>,
     pub(crate) instructions: Option<Vec<Count>>,
     pub(crate) binary_bytes: u64,
     pub(crate) options: &'a Options,
@@ -418,6 +428,9 @@ impl Report<'_> {
         let mut goals = self.rps.as_ref().map(RpsRun::goals).unwrap_or_default();
         if let Some(auth) = &self.auth {
             goals.extend(auth.goals());
+        }
+        if let Some(jobs) = &self.jobs {
+            goals.extend(jobs.goals());
         }
         if let Some(counts) = &self.instructions {
             goals.extend(instruction_goals(counts));
@@ -439,6 +452,9 @@ impl Report<'_> {
         }
         if let Some(auth) = &self.auth {
             auth.markdown(&mut md);
+        }
+        if let Some(jobs) = &self.jobs {
+            jobs.markdown(&mut md);
         }
         if let Some(counts) = &self.instructions {
             let _ = writeln!(
@@ -520,6 +536,7 @@ impl Report<'_> {
             "seconds_per_round": self.options.duration,
             "rps": self.rps.as_ref().map(RpsRun::json),
             "auth": self.auth,
+            "jobs": self.jobs,
             "instructions": instructions,
             "binary_bytes": self.binary_bytes,
             "goals": goals,
