@@ -431,6 +431,68 @@ async fn postgres_an_expired_lease_runs_again_elsewhere() {
     an_expired_lease_runs_again_elsewhere(TestDatabase::postgres()).await;
 }
 
+async fn a_job_longer_than_its_lease_keeps_it(test_db: TestDatabase) {
+    // One slot, so the worker is full while the job runs; a 300 ms lease
+    // and a 5.5 s job: at least one census pass (every 5 s) of each instance
+    // looks for expired leases while it runs.
+    let settings = || JobsSettings {
+        jobs_lease: Duration::from_millis(300),
+        jobs_concurrency: std::num::NonZeroUsize::MIN,
+        ..fast()
+    };
+    let runs = Arc::new(AtomicU32::new(0));
+    let register = |runs: Arc<AtomicU32>| {
+        move |jobs: &Jobs| {
+            jobs.register(Handler::new(move |_: Slow, _| {
+                let runs = Arc::clone(&runs);
+                async move {
+                    runs.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(5500)).await;
+                    Ok::<_, String>(())
+                }
+            }))
+            .expect("slow");
+        }
+    };
+    let first = Instance::start(&test_db, settings(), register(Arc::clone(&runs))).await;
+    let second = Instance::start(&test_db, settings(), register(Arc::clone(&runs))).await;
+    let db = first.jobs.database().clone();
+    let id = new_id(
+        first
+            .jobs
+            .enqueue_now(&Slow, Options::new())
+            .await
+            .expect("enqueued"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while job(&db, id).await.0 != "completed" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        job(&db, id).await,
+        ("completed".into(), 1, None),
+        "one attempt, its lease kept"
+    );
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        1,
+        "never taken by the other instance"
+    );
+    first.stop().await;
+    second.stop().await;
+}
+
+#[actix_web::test]
+async fn sqlite_a_job_longer_than_its_lease_keeps_it() {
+    a_job_longer_than_its_lease_keeps_it(TestDatabase::sqlite()).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: run by cargo xtask ci"]
+async fn postgres_a_job_longer_than_its_lease_keeps_it() {
+    a_job_longer_than_its_lease_keeps_it(TestDatabase::postgres()).await;
+}
+
 async fn each_occurrence_is_taken_once_and_missed_ones_collapse(test_db: TestDatabase) {
     // Two instances' schedulers race for the same occurrences.
     let instances = [

@@ -114,11 +114,20 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
                 std::future::pending::<()>().await;
             }
         };
+        // Even when every slot is busy (nothing to wait for but a job's
+        // end), wake within the poll interval and a third of the lease, so
+        // long jobs' leases are extended and expired ones put back.
+        let timer = if wait.is_zero() {
+            settings.jobs_poll_interval
+        } else {
+            wait
+        };
+        let timer = timer.min(lease / 3).max(Duration::from_millis(1));
         tokio::select! {
             () = stopping.requested() => break,
             () = wake.notified() => {}
             () = slot_freed => {}
-            () = tokio::time::sleep(wait.max(Duration::from_millis(1))), if !wait.is_zero() => {}
+            () = tokio::time::sleep(timer) => {}
         }
     }
     drain(&shared, running, stopping.grace()).await;
