@@ -2,6 +2,8 @@
 //! backend where they differ (PostgreSQL's `FOR UPDATE SKIP LOCKED` and
 //! `pg_notify`), with times in Unix milliseconds.
 
+use std::sync::Arc;
+
 use petsage_db::{Backend, Database};
 use sqlx::{AnyConnection, Row as _};
 
@@ -40,6 +42,8 @@ pub(crate) struct Store {
     db: Database,
     enqueue: String,
     claim: String,
+    /// On SQLite, this store's writes take turns (see [`Store::write_turn`]).
+    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Store {
@@ -59,8 +63,12 @@ impl Store {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let (enqueue, lock) = match db.backend() {
-            Backend::Sqlite => (insert, ""),
+        // SQLite's planner, with no statistics, takes the `run_at` range of
+        // `petsage_jobs_next` and sorts every waiting job for each claim;
+        // the hint keeps it on `petsage_jobs_due`, already in claim order.
+        // PostgreSQL's planner picks that index by itself.
+        let (enqueue, hint, lock) = match db.backend() {
+            Backend::Sqlite => (insert, " INDEXED BY petsage_jobs_due", ""),
             // The notification is sent when the transaction commits, and
             // only for a job that was inserted.
             Backend::Postgres => (
@@ -68,16 +76,33 @@ impl Store {
                     "WITH job AS ({insert}) SELECT id FROM job \
                      CROSS JOIN LATERAL (SELECT pg_notify('{CHANNEL}', '')) AS wake"
                 ),
+                "",
                 " FOR UPDATE SKIP LOCKED",
             ),
         };
         let claim = format!(
             "UPDATE petsage_jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, leased_until = $2 \
-             WHERE id IN (SELECT id FROM petsage_jobs WHERE state = 'available' AND run_at <= $3 AND kind IN ({kinds}) \
+             WHERE id IN (SELECT id FROM petsage_jobs{hint} WHERE state = 'available' AND run_at <= $3 AND kind IN ({kinds}) \
              ORDER BY priority, run_at, id LIMIT $4{lock}) \
              RETURNING id, kind, queue, payload, attempt, max_attempts, run_at"
         );
-        Self { db, enqueue, claim }
+        Self {
+            db,
+            enqueue,
+            claim,
+            writer: Arc::default(),
+        }
+    }
+
+    /// On SQLite, one of this store's writes at a time. SQLite has one
+    /// writer, so nothing is lost by waiting here, while connections racing
+    /// for its lock are woken in no order and one can starve past the busy
+    /// timeout ("database is locked"). PostgreSQL writes in parallel.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.db.backend() {
+            Backend::Sqlite => Some(self.writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// Inserts `job` on `conn` (inside the caller's transaction, if any);
@@ -108,6 +133,7 @@ impl Store {
         leased_until: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(self.claim.as_str()))
             .bind(owner)
@@ -138,6 +164,7 @@ impl Store {
         owner: &str,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let done = sqlx::query(
             "UPDATE petsage_jobs SET state = 'completed', finished_at = $1, lease_owner = NULL, leased_until = NULL \
@@ -161,6 +188,7 @@ impl Store {
         retry_at: Option<i64>,
         now: i64,
     ) -> Result<bool, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let (state, run_at, finished_at) = match retry_at {
             Some(at) => ("available", at, None),
@@ -188,6 +216,7 @@ impl Store {
         owner: &str,
         leased_until: i64,
     ) -> Result<(), sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         sqlx::query(
             "UPDATE petsage_jobs SET leased_until = $1 WHERE state = 'running' AND lease_owner = $2",
@@ -202,6 +231,7 @@ impl Store {
     /// Jobs whose lease expired (their instance died) go back to the queue,
     /// or are discarded when that was their last attempt. Returns how many.
     pub(crate) async fn rescue(&self, now: i64) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let done = sqlx::query(
             "UPDATE petsage_jobs SET \
@@ -220,6 +250,7 @@ impl Store {
     /// Puts back every job `owner` is still running, as not yet attempted
     /// (the drain ran out of time; the job did not fail).
     pub(crate) async fn release(&self, owner: &str, now: i64) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let done = sqlx::query(
             "UPDATE petsage_jobs SET state = 'available', attempt = attempt - 1, run_at = $1, \
@@ -242,6 +273,7 @@ impl Store {
 
     /// Deletes completed jobs that finished before `before`.
     pub(crate) async fn prune(&self, before: i64) -> Result<u64, sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let done =
             sqlx::query("DELETE FROM petsage_jobs WHERE state = 'completed' AND finished_at < $1")
@@ -284,6 +316,7 @@ impl Store {
         expression: &str,
         next_at: i64,
     ) -> Result<(), sqlx::Error> {
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         sqlx::query(
             "INSERT INTO petsage_schedules (name, expression, next_at) VALUES ($1, $2, $3) \
@@ -316,6 +349,7 @@ impl Store {
         job: NewJob<'_>,
     ) -> Result<bool, sqlx::Error> {
         use sqlx::Connection as _;
+        let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
         let mut tx = conn.begin().await?;
         let moved = sqlx::query(

@@ -64,7 +64,7 @@ async fn note(pool: Data<sqlx::AnyPool>, id: Path<i64>) -> HttpResponse {
 
 /// The jobs loop's statements: PetSage's claim and completion, for the baseline's own kind.
 const CLAIM: &str = "UPDATE petsage_jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, leased_until = $2 \
-     WHERE id IN (SELECT id FROM petsage_jobs WHERE state = 'available' AND run_at <= $3 AND kind IN ('baseline.noop') \
+     WHERE id IN (SELECT id FROM petsage_jobs{hint} WHERE state = 'available' AND run_at <= $3 AND kind IN ('baseline.noop') \
      ORDER BY priority, run_at, id LIMIT $4{lock}) \
      RETURNING id, kind, queue, payload, attempt, max_attempts, run_at";
 const COMPLETE: &str = "UPDATE petsage_jobs SET state = 'completed', finished_at = $1, lease_owner = NULL, leased_until = NULL \
@@ -88,20 +88,33 @@ async fn jobs_loop(pool: sqlx::AnyPool, postgres: bool, jobs: i64) -> Result<f64
         .bind(now_ms())
         .bind(jobs)
         .execute(&pool)
-        .await?;
-    let claim = CLAIM.replace(
-        "{lock}",
-        if postgres {
-            " FOR UPDATE SKIP LOCKED"
-        } else {
-            ""
-        },
-    );
+        .await
+        .map_err(|e| sqlx::Error::Protocol(format!("insert: {e}")))?;
+    let claim = if postgres {
+        CLAIM
+            .replace("{hint}", "")
+            .replace("{lock}", " FOR UPDATE SKIP LOCKED")
+    } else {
+        CLAIM
+            .replace("{hint}", " INDEXED BY petsage_jobs_due")
+            .replace("{lock}", "")
+    };
     let owner = "baseline";
+    // On SQLite, writes take turns, as PetSage's store does: connections
+    // racing for SQLite's one write lock can starve past the busy timeout.
+    let turns = std::sync::Arc::new(tokio::sync::Mutex::new(()));
+    let turn = move |turns: std::sync::Arc<tokio::sync::Mutex<()>>| async move {
+        if postgres {
+            None
+        } else {
+            Some(turns.lock_owned().await)
+        }
+    };
     let started = std::time::Instant::now();
     let mut running = tokio::task::JoinSet::new();
     loop {
         let free = SLOTS - running.len();
+        let claiming = turn(turns.clone()).await;
         let now = now_ms();
         let taken: Vec<(i64,)> = sqlx::query_as(sqlx::AssertSqlSafe(claim.as_str()))
             .bind(owner)
@@ -109,19 +122,23 @@ async fn jobs_loop(pool: sqlx::AnyPool, postgres: bool, jobs: i64) -> Result<f64
             .bind(now)
             .bind(free as i64)
             .fetch_all(&pool)
-            .await?;
+            .await
+            .map_err(|e| sqlx::Error::Protocol(format!("claim: {e}")))?;
+        drop(claiming);
         if taken.is_empty() && running.is_empty() {
             break;
         }
         for (id,) in taken {
-            let pool = pool.clone();
+            let (pool, turns) = (pool.clone(), turns.clone());
             running.spawn(async move {
+                let _turn = turn(turns).await;
                 sqlx::query(COMPLETE)
                     .bind(now_ms())
                     .bind(id)
                     .bind(owner)
                     .execute(&pool)
                     .await
+                    .map_err(|e| sqlx::Error::Protocol(format!("complete {id}: {e}")))
             });
         }
         if let Some(done) = running.join_next().await {

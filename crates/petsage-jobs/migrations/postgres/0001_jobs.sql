@@ -23,7 +23,10 @@ CREATE UNIQUE INDEX petsage_jobs_pending_key ON petsage_jobs (unique_key)
 CREATE INDEX petsage_jobs_due ON petsage_jobs (priority, run_at, id) WHERE state = 'available';
 CREATE INDEX petsage_jobs_next ON petsage_jobs (run_at) WHERE state = 'available';
 CREATE INDEX petsage_jobs_leases ON petsage_jobs (leased_until) WHERE state = 'running';
-CREATE INDEX petsage_jobs_finished ON petsage_jobs (state, finished_at);
+-- Only the pruning of completed jobs reads finished_at. (A plain index
+-- led by state would tempt SQLite's planner away from petsage_jobs_due into
+-- sorting every waiting job at each claim.)
+CREATE INDEX petsage_jobs_completed ON petsage_jobs (finished_at) WHERE state = 'completed';
 
 -- Each recurring schedule's next occurrence: an instance that moves it
 -- forward (compare-and-set) enqueues that occurrence, so it runs once.
