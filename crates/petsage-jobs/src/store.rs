@@ -271,6 +271,19 @@ impl Store {
             .await
     }
 
+    /// On PostgreSQL, refreshes the planner's statistics of the jobs table;
+    /// false on SQLite, whose claim names its index instead.
+    pub(crate) async fn analyze(&self) -> Result<bool, sqlx::Error> {
+        if self.db.backend() != Backend::Postgres {
+            return Ok(false);
+        }
+        let mut conn = self.db.acquire().await?;
+        sqlx::query("ANALYZE petsage_jobs")
+            .execute(&mut *conn)
+            .await?;
+        Ok(true)
+    }
+
     /// Deletes completed jobs that finished before `before`.
     pub(crate) async fn prune(&self, before: i64) -> Result<u64, sqlx::Error> {
         let _turn = self.write_turn().await;

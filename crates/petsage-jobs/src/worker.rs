@@ -31,6 +31,8 @@ struct Shared {
     store: Store,
     owner: String,
     metrics: Arc<JobMetrics>,
+    /// Rows in the table when this worker last had PostgreSQL analyze it.
+    analyzed_rows: std::sync::atomic::AtomicI64,
 }
 
 /// Runs jobs until stopping; then lets running ones finish within the grace
@@ -45,6 +47,7 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
         store: jobs.store(),
         owner: uuid::Uuid::now_v7().to_string(),
         metrics: Arc::clone(&jobs.inner.metrics),
+        analyzed_rows: std::sync::atomic::AtomicI64::new(0),
     });
     let wake = Arc::clone(&jobs.inner.wake);
     if jobs.database().backend() == Backend::Postgres {
@@ -190,11 +193,31 @@ async fn maintain(shared: &Shared, retention: Duration) {
         log::warn!("jobs: cannot prune completed jobs: {err}");
     }
     match shared.store.census(now).await {
-        Ok(census) => shared.metrics.set_census(census, now),
+        Ok(census) => {
+            refresh_statistics(shared, census.counts.iter().map(|(_, _, n)| n).sum()).await;
+            shared.metrics.set_census(census, now);
+        }
         Err(err) => {
             log::warn!("jobs: cannot count the queue: {err}");
             shared.metrics.census_failed(err.to_string());
         }
+    }
+}
+
+/// Has PostgreSQL analyze the jobs table once it holds over 1,000 rows and
+/// at least twice what it held at the last analysis. Without statistics its
+/// planner takes a burst of new jobs for a handful and sorts them all at
+/// every claim; autovacuum would analyze, but up to a minute later.
+async fn refresh_statistics(shared: &Shared, rows: i64) {
+    use std::sync::atomic::Ordering;
+    let analyzed = shared.analyzed_rows.load(Ordering::Relaxed);
+    if rows <= 1_000 || rows < analyzed.saturating_mul(2) {
+        return;
+    }
+    match shared.store.analyze().await {
+        Ok(true) => shared.analyzed_rows.store(rows, Ordering::Relaxed),
+        Ok(false) => {}
+        Err(err) => log::warn!("jobs: cannot analyze the jobs table: {err}"),
     }
 }
 

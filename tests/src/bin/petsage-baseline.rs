@@ -90,6 +90,11 @@ async fn jobs_loop(pool: sqlx::AnyPool, postgres: bool, jobs: i64) -> Result<f64
         .execute(&pool)
         .await
         .map_err(|e| sqlx::Error::Protocol(format!("insert: {e}")))?;
+    if postgres {
+        // Statistics for the fresh rows, as PetSage's worker gets them:
+        // without, the planner sorts every waiting job at each claim.
+        sqlx::query("ANALYZE petsage_jobs").execute(&pool).await?;
+    }
     let claim = if postgres {
         CLAIM
             .replace("{hint}", "")
