@@ -112,10 +112,15 @@ async fn run_chore(db: Database, chore: Chore, run: Run) -> Result<(), String> {
     request_body = Enqueue,
     responses((status = 204, description = "Enqueued")))]
 async fn enqueue(jobs: Data<Jobs>, body: Json<Enqueue>) -> Result<HttpResponse, Error> {
+    enqueue_copies(&jobs, &body.chore, body.count).await
+}
+
+/// Enqueues `count` copies of `job` in one transaction: 204.
+async fn enqueue_copies<J: Job>(jobs: &Jobs, job: &J, count: u32) -> Result<HttpResponse, Error> {
     let mut conn = jobs.database().acquire().await?;
     let mut tx = conn.begin().await?;
-    for _ in 0..body.count {
-        jobs.enqueue(&mut tx, &body.chore, Options::new()).await?;
+    for _ in 0..count {
+        jobs.enqueue(&mut tx, job, Options::new()).await?;
     }
     tx.commit().await?;
     Ok(HttpResponse::NoContent().finish())
@@ -126,13 +131,7 @@ async fn enqueue(jobs: Data<Jobs>, body: Json<Enqueue>) -> Result<HttpResponse, 
     request_body = NoopCount,
     responses((status = 204, description = "Enqueued")))]
 async fn noop(jobs: Data<Jobs>, body: Json<NoopCount>) -> Result<HttpResponse, Error> {
-    let mut conn = jobs.database().acquire().await?;
-    let mut tx = conn.begin().await?;
-    for _ in 0..body.count {
-        jobs.enqueue(&mut tx, &Noop {}, Options::new()).await?;
-    }
-    tx.commit().await?;
-    Ok(HttpResponse::NoContent().finish())
+    enqueue_copies(&jobs, &Noop {}, body.count).await
 }
 
 /// Writes a row to `chore_writes` and enqueues its chore in the same transaction.

@@ -244,10 +244,7 @@ fn migrate(
 fn jobs(database: &DatabaseSettings, command: JobsCommand) -> ExitCode {
     let outcome = actix_web::rt::System::new().block_on(async move {
         let mut ctx = petsage_core::Context::new();
-        ctx.insert(DatabaseSettings {
-            migrate: false,
-            ..database.clone()
-        });
+        ctx.insert(database.clone());
         let db = petsage_db::Database::from_context(&mut ctx)?;
         let mut lifecycle = ctx.into_lifecycle();
         lifecycle.start().await?;

@@ -59,8 +59,8 @@ impl Stopping {
         self.grace
     }
 
-    /// A token for tests and tools: stopping once `stop` is sent `true`.
-    pub fn channel(grace: Duration) -> (watch::Sender<bool>, Self) {
+    /// A token that turns stopping once `true` is sent.
+    fn channel(grace: Duration) -> (watch::Sender<bool>, Self) {
         let (tx, requested) = watch::channel(false);
         (tx, Self { requested, grace })
     }
@@ -84,24 +84,6 @@ impl Background {
             stop,
             stopping,
         }
-    }
-
-    /// How many services were added.
-    pub fn len(&self) -> usize {
-        self.tasks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            + self
-                .running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .len()
-    }
-
-    /// Whether no service was added.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// Starts every service (once; later calls do nothing), unless stopping began.
@@ -155,7 +137,6 @@ mod tests {
             seen.fetch_add(1, Ordering::SeqCst);
         });
         let background = Background::new(vec![task], Duration::from_secs(3));
-        assert_eq!(background.len(), 1);
         background.start();
         background.start();
         assert_eq!(ended.load(Ordering::SeqCst), 0, "runs until told to stop");

@@ -275,7 +275,7 @@ impl Jobs {
             run: handler.run,
             max_attempts: handler
                 .max_attempts
-                .unwrap_or(u32::try_from(settings.jobs_max_attempts.get()).unwrap_or(u32::MAX)),
+                .unwrap_or_else(|| self.default_max_attempts()),
             timeout: handler.timeout.unwrap_or(settings.jobs_timeout),
             backoff: handler.backoff,
         };
@@ -363,10 +363,16 @@ impl Jobs {
             .kinds
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        kinds.get(kind).map_or(
-            i64::try_from(self.inner.settings.jobs_max_attempts.get()).unwrap_or(i64::MAX),
-            |k| i64::from(k.max_attempts),
+        i64::from(
+            kinds
+                .get(kind)
+                .map_or_else(|| self.default_max_attempts(), |k| k.max_attempts),
         )
+    }
+
+    /// `--jobs-max-attempts`: the attempts of a job type that sets none.
+    fn default_max_attempts(&self) -> u32 {
+        u32::try_from(self.inner.settings.jobs_max_attempts.get()).unwrap_or(u32::MAX)
     }
 
     /// The handlers, frozen: the worker runs these kinds only.
@@ -421,6 +427,11 @@ fn check_name(what: &str, name: &str) -> Result<(), String> {
             "{what} {name:?} must be 1 to 64 of a-z, 0-9, '.', '_', '-', starting with a letter"
         ))
     }
+}
+
+/// How long from now until `at` (Unix ms), at most `limit`; zero if it has passed.
+pub(crate) fn until(at: i64, limit: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(limit)
 }
 
 /// Now, in Unix milliseconds.

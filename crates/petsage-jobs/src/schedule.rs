@@ -15,7 +15,7 @@ use croner::Cron;
 use petsage_core::Stopping;
 
 use crate::store::{NewJob, Store};
-use crate::{Job, Jobs, Options, now_ms};
+use crate::{Job, Jobs, Options, now_ms, until};
 
 /// A recurring job: each occurrence of a cron expression (UTC) enqueues it once across all instances.
 pub struct Schedule {
@@ -62,19 +62,18 @@ impl Schedule {
             .map(|next| next.timestamp_millis())
     }
 
-    fn occurrence(&self, due: i64) -> (NewJob<'_>, String) {
-        let key = format!("schedule:{}:{due}", self.name);
-        let job = NewJob {
+    /// The job of the occurrence due at `due`, under `key`.
+    fn occurrence<'a>(&'a self, due: i64, key: &'a str, max_attempts: i64) -> NewJob<'a> {
+        NewJob {
             kind: self.kind,
             queue: &self.options.queue,
             payload: self.payload.clone(),
             priority: self.options.priority,
-            max_attempts: 0,
+            max_attempts,
             run_at: due,
-            unique_key: None,
+            unique_key: Some(key),
             now: now_ms(),
-        };
-        (job, key)
+        }
     }
 }
 
@@ -123,9 +122,7 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
     let schedules: Arc<[Schedule]> = schedules.into();
     loop {
         let wait = match tick(&jobs, &store, &schedules).await {
-            Ok(next) => {
-                Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0)).min(poll)
-            }
+            Ok(next) => until(next, poll),
             Err(err) => {
                 log::warn!(
                     "schedules: cannot read them: {err}; retrying in {} ms",
@@ -156,9 +153,8 @@ async fn tick(jobs: &Jobs, store: &Store, schedules: &[Schedule]) -> Result<i64,
         let Some(next) = schedule.next_after(now) else {
             continue;
         };
-        let (mut job, key) = schedule.occurrence(due);
-        job.unique_key = Some(&key);
-        job.max_attempts = jobs.max_attempts(schedule.kind);
+        let key = format!("schedule:{}:{due}", schedule.name);
+        let job = schedule.occurrence(due, &key, jobs.max_attempts(schedule.kind));
         if store
             .take_occurrence(&schedule.name, due, next, job)
             .await?

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::metrics::{Event, JobMetrics};
 use crate::store::{CHANNEL, Claimed, Store};
-use crate::{Jobs, Kind, Run, now_ms};
+use crate::{Jobs, Kind, Run, now_ms, until};
 
 /// How often leases are put back, old jobs pruned and the census taken.
 const MAINTENANCE: Duration = Duration::from_secs(5);
@@ -139,7 +139,7 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
 /// How long until the next waiting job is due, at most `poll`.
 async fn until_next_due(store: &Store, poll: Duration) -> Duration {
     match store.next_due().await {
-        Ok(Some(at)) => Duration::from_millis(u64::try_from(at - now_ms()).unwrap_or(0)).min(poll),
+        Ok(Some(at)) => until(at, poll),
         Ok(None) => poll,
         Err(err) => {
             log::warn!("jobs: cannot read the queue: {err}");

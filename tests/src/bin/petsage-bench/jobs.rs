@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::Build;
 use crate::process::{BenchDatabase, Pinned};
+use crate::stats::percentiles;
 
 /// One database's figures.
 #[derive(Serialize)]
@@ -156,13 +157,14 @@ fn measure_one(
     admin_sql(url, "VACUUM")?;
     eprintln!("bench: jobs on {label}: {jobs} no-op jobs straight on sqlx");
     let baseline_per_second = baseline_loop(baseline, url, jobs)?;
-    let (p50, p99) = percentiles(latencies.clone());
+    let latency_samples = latencies.len();
+    let (p50, p99) = percentiles(latencies);
     Ok(JobsRow {
         label,
         jobs,
         app_per_second,
         baseline_per_second,
-        latency_samples: latencies.len(),
+        latency_samples,
         latency_p50_ms: p50,
         latency_p99_ms: p99,
     })
@@ -244,18 +246,4 @@ fn baseline_loop(baseline: &Path, url: &str, jobs: i64) -> Result<f64, String> {
         .parse()
         .map_err(|_| format!("petsage-baseline --jobs printed {stdout:?}"))?;
     completion_rate(url, "baseline.noop", jobs)
-}
-
-/// The median and the 99th percentile (nearest rank) of `values`.
-#[allow(clippy::cast_precision_loss)]
-fn percentiles(mut values: Vec<i64>) -> (f64, f64) {
-    if values.is_empty() {
-        return (f64::NAN, f64::NAN);
-    }
-    values.sort_unstable();
-    let rank = |p: f64| {
-        let index = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
-        values[index] as f64
-    };
-    (rank(0.50), rank(0.99))
 }

@@ -1,4 +1,4 @@
-//! Medians and paired ratios over the bench's rounds.
+//! Medians, percentiles and paired ratios over the bench's rounds and samples.
 
 use serde::Serialize;
 
@@ -57,6 +57,20 @@ pub(crate) fn paired_ratios(target: &[Sample], baseline: &[Sample]) -> Ratios {
         cpu: pick(|s| s.cpu_us_per_req),
         p99: pick(|s| s.p99_us),
     }
+}
+
+/// The median and the 99th percentile (nearest rank) of `values`.
+#[allow(clippy::cast_precision_loss)]
+pub(crate) fn percentiles(mut values: Vec<i64>) -> (f64, f64) {
+    if values.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    values.sort_unstable();
+    let rank = |p: f64| {
+        let index = ((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1;
+        values[index] as f64
+    };
+    (rank(0.50), rank(0.99))
 }
 
 #[cfg(test)]
