@@ -182,7 +182,7 @@ impl Database {
         if feature.is_empty() {
             return Err("migrations belong to a feature: call migrate from Feature::build".into());
         }
-        self.add_migrations(ctx, feature, migrations)
+        self.add_migrations(ctx, feature, &format!("feature {feature}"), migrations)
     }
 
     /// Adds the start step that applies a platform's own `migrations` (the
@@ -194,13 +194,15 @@ impl Database {
         name: &'static str,
         migrations: Migrations,
     ) -> Result<(), String> {
-        self.add_migrations(ctx, name, migrations)
+        self.add_migrations(ctx, name, name, migrations)
     }
 
+    /// Adds the start step for `name`'s migrations, labelled `owner` in the start log.
     fn add_migrations(
         &self,
         ctx: &mut Context,
         name: &'static str,
+        owner: &str,
         migrations: Migrations,
     ) -> Result<(), String> {
         {
@@ -219,12 +221,7 @@ impl Database {
         let db = self.clone();
         let apply = self.inner.settings.migrate;
         let verb = if apply { "apply" } else { "check" };
-        let label = if ctx.feature() == name {
-            format!("feature {name}: {verb} migrations")
-        } else {
-            format!("{name}: {verb} migrations")
-        };
-        ctx.on_start_shared(label, move || async move {
+        ctx.on_start_shared(format!("{owner}: {verb} migrations"), move || async move {
             if apply {
                 db.apply(&migrator).await
             } else {

@@ -199,8 +199,9 @@ pub struct Jobs {
 
 struct Inner {
     db: Database,
-    /// Enqueues (its statements depend on the backend only).
-    enqueuer: Store,
+    /// The queue's statements, shared by enqueues, the worker and the scheduler
+    /// so that on SQLite their writes take turns.
+    store: Store,
     settings: JobsSettings,
     kinds: Mutex<HashMap<&'static str, Arc<Kind>>>,
     schedules: Mutex<Vec<Schedule>>,
@@ -228,7 +229,7 @@ impl Jobs {
         db.migrate_platform(ctx, "jobs", petsage_db::migrations!())?;
         let jobs = Self {
             inner: Arc::new(Inner {
-                enqueuer: Store::new(db.clone(), &[]),
+                store: Store::new(db.clone()),
                 db,
                 settings,
                 kinds: Mutex::default(),
@@ -319,7 +320,7 @@ impl Jobs {
         let now = now_ms();
         let id = self
             .inner
-            .enqueuer
+            .store
             .enqueue(
                 conn,
                 NewJob {
@@ -390,15 +391,7 @@ impl Jobs {
     }
 
     fn store(&self) -> Store {
-        let kinds: Vec<&str> = self
-            .inner
-            .kinds
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .keys()
-            .copied()
-            .collect();
-        Store::new(self.inner.db.clone(), &kinds)
+        self.inner.store.clone()
     }
 
     /// The non-critical `jobs` check: failing while the oldest due job has

@@ -36,24 +36,44 @@ pub(crate) const CHANNEL: &str = "petsage_jobs";
 
 const PENDING: &str = "state IN ('available', 'running')";
 
-/// The queue's statements for one backend, and the kinds this instance runs.
+/// The queue's statements for one backend. Clones share one turn for writes.
 #[derive(Clone)]
 pub(crate) struct Store {
     db: Database,
     enqueue: String,
-    claim: String,
     /// On SQLite, this store's writes take turns (see [`Store::write_turn`]).
     writer: Arc<tokio::sync::Mutex<()>>,
 }
 
+/// The claim statement for the kinds one worker runs.
+pub(crate) struct ClaimStatement(String);
+
 impl Store {
-    /// Statements for `db`'s backend; claims only jobs of `kinds` (checked names).
-    pub(crate) fn new(db: Database, kinds: &[&str]) -> Self {
+    /// Statements for `db`'s backend.
+    pub(crate) fn new(db: Database) -> Self {
         let insert = format!(
             "INSERT INTO petsage_jobs (kind, queue, payload, priority, state, max_attempts, run_at, unique_key, created_at) \
              VALUES ($1, $2, $3, $4, 'available', $5, $6, $7, $8) \
              ON CONFLICT (unique_key) WHERE {PENDING} DO NOTHING RETURNING id"
         );
+        let enqueue = match db.backend() {
+            Backend::Sqlite => insert,
+            // The notification is sent when the transaction commits, and
+            // only for a job that was inserted.
+            Backend::Postgres => format!(
+                "WITH job AS ({insert}) SELECT id FROM job \
+                 CROSS JOIN LATERAL (SELECT pg_notify('{CHANNEL}', '')) AS wake"
+            ),
+        };
+        Self {
+            db,
+            enqueue,
+            writer: Arc::default(),
+        }
+    }
+
+    /// The statement that claims only jobs of `kinds` (checked names).
+    pub(crate) fn claim_statement(&self, kinds: &[&str]) -> ClaimStatement {
         let kinds = if kinds.is_empty() {
             "''".to_owned()
         } else {
@@ -67,31 +87,16 @@ impl Store {
         // `petsage_jobs_next` and sorts every waiting job for each claim;
         // the hint keeps it on `petsage_jobs_due`, already in claim order.
         // PostgreSQL's planner picks that index by itself.
-        let (enqueue, hint, lock) = match db.backend() {
-            Backend::Sqlite => (insert, " INDEXED BY petsage_jobs_due", ""),
-            // The notification is sent when the transaction commits, and
-            // only for a job that was inserted.
-            Backend::Postgres => (
-                format!(
-                    "WITH job AS ({insert}) SELECT id FROM job \
-                     CROSS JOIN LATERAL (SELECT pg_notify('{CHANNEL}', '')) AS wake"
-                ),
-                "",
-                " FOR UPDATE SKIP LOCKED",
-            ),
+        let (hint, lock) = match self.db.backend() {
+            Backend::Sqlite => (" INDEXED BY petsage_jobs_due", ""),
+            Backend::Postgres => ("", " FOR UPDATE SKIP LOCKED"),
         };
-        let claim = format!(
+        ClaimStatement(format!(
             "UPDATE petsage_jobs SET state = 'running', attempt = attempt + 1, lease_owner = $1, leased_until = $2 \
              WHERE id IN (SELECT id FROM petsage_jobs{hint} WHERE state = 'available' AND run_at <= $3 AND kind IN ({kinds}) \
              ORDER BY priority, run_at, id LIMIT $4{lock}) \
              RETURNING id, kind, queue, payload, attempt, max_attempts, run_at"
-        );
-        Self {
-            db,
-            enqueue,
-            claim,
-            writer: Arc::default(),
-        }
+        ))
     }
 
     /// On SQLite, one of this store's writes at a time. SQLite has one
@@ -128,6 +133,7 @@ impl Store {
     /// Leases up to `limit` due jobs to `owner` until `leased_until`.
     pub(crate) async fn claim(
         &self,
+        statement: &ClaimStatement,
         owner: &str,
         now: i64,
         leased_until: i64,
@@ -135,7 +141,7 @@ impl Store {
     ) -> Result<Vec<Claimed>, sqlx::Error> {
         let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(self.claim.as_str()))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(statement.0.as_str()))
             .bind(owner)
             .bind(leased_until)
             .bind(now)

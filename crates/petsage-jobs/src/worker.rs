@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::metrics::{Event, JobMetrics};
-use crate::store::{CHANNEL, Claimed, Store};
+use crate::store::{CHANNEL, ClaimStatement, Claimed, Store};
 use crate::{Jobs, Kind, Run, now_ms, until};
 
 /// How often leases are put back, old jobs pruned and the census taken.
@@ -29,6 +29,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(3600);
 /// What each running job needs to record its outcome.
 struct Shared {
     store: Store,
+    claim: ClaimStatement,
     owner: String,
     metrics: Arc<JobMetrics>,
     /// Rows in the table when this worker last had PostgreSQL analyze it.
@@ -43,8 +44,10 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
         return;
     }
     let settings = jobs.inner.settings.clone();
+    let store = jobs.store();
     let shared = Arc::new(Shared {
-        store: jobs.store(),
+        claim: store.claim_statement(&kinds.keys().copied().collect::<Vec<_>>()),
+        store,
         owner: uuid::Uuid::now_v7().to_string(),
         metrics: Arc::clone(&jobs.inner.metrics),
         analyzed_rows: std::sync::atomic::AtomicI64::new(0),
@@ -88,7 +91,13 @@ pub(crate) async fn run(jobs: Jobs, mut stopping: Stopping) {
             let now = now_ms();
             match shared
                 .store
-                .claim(&shared.owner, now, now + millis(lease), free as i64)
+                .claim(
+                    &shared.claim,
+                    &shared.owner,
+                    now,
+                    now + millis(lease),
+                    free as i64,
+                )
                 .await
             {
                 Ok(claimed) => {

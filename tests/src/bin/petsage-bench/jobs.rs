@@ -9,8 +9,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use petsage_db::testing::{admin_sql, on_own_runtime, query_i64};
+use petsage_db::testing::{admin_sql, query_i64};
 use serde::Serialize;
+use sqlx::Connection as _;
 
 use crate::Build;
 use crate::process::{BenchDatabase, Pinned};
@@ -172,14 +173,25 @@ fn measure_one(
 
 /// Enqueues one chore at a time on an idle queue, waiting for each to run
 /// (and a little more, so the worker is asleep again); each one's wait
-/// from due (its commit) to start, in ms.
+/// from due (its commit) to start, in ms. The bench watches through one
+/// connection, so its own load stays small while it measures.
 fn latencies(server: &Pinned, url: &str, samples: usize) -> Result<Vec<i64>, String> {
+    sqlx::any::install_default_drivers();
+    let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
+    let mut conn = runtime
+        .block_on(sqlx::AnyConnection::connect(url))
+        .map_err(|e| format!("{url}: {e}"))?;
+    let mut count = |sql: &'static str| -> Result<i64, String> {
+        runtime
+            .block_on(sqlx::query_scalar(sql).fetch_one(&mut conn))
+            .map_err(|e| e.to_string())
+    };
     for i in 1..=samples {
         let body = r#"{"count":1,"chore":{"label":"latency"}}"#;
         server.post_json("/api/v1/test/chores", body)?;
         let deadline = Instant::now() + Duration::from_secs(10);
         let sql = "SELECT count(*) FROM chore_runs WHERE label = 'latency'";
-        while query_i64(url, sql)? < i64::try_from(i).unwrap_or(i64::MAX) {
+        while count(sql)? < i64::try_from(i).unwrap_or(i64::MAX) {
             if Instant::now() > deadline {
                 return Err(format!("latency job {i} did not run within 10 s"));
             }
@@ -188,11 +200,14 @@ fn latencies(server: &Pinned, url: &str, samples: usize) -> Result<Vec<i64>, Str
         // Between 20 and 50 ms idle, varied so no sample lines up with the poll.
         std::thread::sleep(Duration::from_millis(20 + (i as u64 * 7) % 31));
     }
-    on_own_runtime(url, |mut conn| async move {
-        sqlx::query_scalar("SELECT ran_at - due_at FROM chore_runs WHERE label = 'latency'")
-            .fetch_all(&mut conn)
-            .await
-    })
+    let waits = runtime
+        .block_on(
+            sqlx::query_scalar("SELECT ran_at - due_at FROM chore_runs WHERE label = 'latency'")
+                .fetch_all(&mut conn),
+        )
+        .map_err(|e| e.to_string())?;
+    let _ = runtime.block_on(conn.close());
+    Ok(waits)
 }
 
 /// Enqueues `jobs` no-ops in one transaction and waits for all to complete:
