@@ -300,6 +300,13 @@ fn tally(store: &Store, label: &str) -> (i64, i64, i64) {
     (runs, distinct, unfinished)
 }
 
+/// Jobs labelled `label` whose lease expired and was taken back.
+fn rescued(store: &Store, label: &str) -> i64 {
+    store.count(&format!(
+        "SELECT count(*) FROM petsage_jobs WHERE payload LIKE '%\"{label}\"%' AND last_error LIKE 'its lease expired%'"
+    ))
+}
+
 #[test]
 fn sqlite_kill_9_during_1000_jobs_loses_none() {
     let _serial = petsage_tests::one_at_a_time();
@@ -317,15 +324,20 @@ fn sqlite_kill_9_during_1000_jobs_loses_none() {
         "SELECT count(*) FROM petsage_jobs WHERE payload LIKE '%\"k9\"%' AND state = 'completed'";
     store.wait_for(done, 1000, Duration::from_secs(60));
     let (runs, distinct, unfinished) = tally(&store, "k9");
+    let rescued = rescued(&store, "k9");
     println!(
         "kill -9 on SQLite during 1000 jobs: {before} runs before the kill; after restart {distinct} distinct jobs ran, \
-         {} ran twice, {unfinished} not completed",
+         {rescued} taken back from expired leases, {} ran twice, {unfinished} not completed",
         runs - distinct
     );
     assert_eq!((distinct, unfinished), (1000, 0), "every job completes");
     assert!(
         runs - distinct <= 4,
         "repeats stay within the killed instance's 4 in flight"
+    );
+    assert!(
+        runs - distinct <= rescued,
+        "a job runs twice only when its lease was taken back"
     );
 }
 
@@ -382,9 +394,7 @@ fn three_instances_run_10000_jobs_through_a_kill_and_a_drain() {
         "SELECT count(*) FROM petsage_jobs WHERE payload LIKE '%\"many\"%' AND state = 'completed'";
     store.wait_for(done, 10_000, Duration::from_secs(300));
     let (runs, distinct, unfinished) = tally(&store, "many");
-    let rescued = store.count(
-        "SELECT count(*) FROM petsage_jobs WHERE payload LIKE '%\"many\"%' AND last_error LIKE 'its lease expired%'",
-    );
+    let rescued = rescued(&store, "many");
     let per_instance: Vec<String> = ["a", "b", "c"]
         .iter()
         .map(|name| {
@@ -410,6 +420,10 @@ fn three_instances_run_10000_jobs_through_a_kill_and_a_drain() {
     assert!(
         runs - distinct <= 4,
         "repeats stay within the killed instance's 4 in flight"
+    );
+    assert!(
+        runs - distinct <= rescued,
+        "a job runs twice only when its lease was taken back"
     );
 }
 
