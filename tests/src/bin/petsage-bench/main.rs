@@ -161,6 +161,17 @@ fn run(options: &Options) -> Result<(), String> {
 /// The notes server's settings: dev-mode identity with its key in
 /// `data_dir` (where SQLite keeps its file too), the public route beside the
 /// protected one, and PostgreSQL when `database_url` is given.
+/// The test app with only its chores feature (jobs, no schedule) on a SQLite file in `data_dir`.
+fn jobs_env(data_dir: &str) -> [(&'static str, &str); 5] {
+    [
+        ("PETSAGE_TEST_NOTES", "off"),
+        ("PETSAGE_TEST_FAULTS", "off"),
+        ("PETSAGE_TEST_CHORES", "on"),
+        ("PETSAGE_TEST_CHORES_TICK", "off"),
+        ("PETSAGE_DATA_DIR", data_dir),
+    ]
+}
+
 fn notes_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
     let mut env = vec![
         ("PETSAGE_TEST_FAULTS", "off"),
@@ -242,15 +253,6 @@ fn rps_run(
     let notes_postgres = notes_server(new, &postgres_dir, Some(&postgres.url))?;
     let (jobs_off_dir, _) = fresh_sqlite(target, "jobs-off");
     let (jobs_idle_dir, _) = fresh_sqlite(target, "jobs-idle");
-    let with_jobs = |dir| {
-        [
-            ("PETSAGE_TEST_NOTES", "off"),
-            ("PETSAGE_TEST_FAULTS", "off"),
-            ("PETSAGE_TEST_CHORES", "on"),
-            ("PETSAGE_TEST_CHORES_TICK", "off"),
-            ("PETSAGE_DATA_DIR", dir),
-        ]
-    };
     // Indexed by `Target::server`.
     let mut servers = vec![
         Pinned::start(baseline, &[], &[])?,
@@ -265,9 +267,9 @@ fn rps_run(
         Pinned::start(
             &new.test_app,
             &["--jobs", "false"],
-            &with_jobs(&jobs_off_dir),
+            &jobs_env(&jobs_off_dir),
         )?,
-        Pinned::start(&new.test_app, &[], &with_jobs(&jobs_idle_dir))?,
+        Pinned::start(&new.test_app, &[], &jobs_env(&jobs_idle_dir))?,
     ];
     // The older build reads its own note, on a file and a database of its own.
     let old_postgres = match old {
@@ -406,6 +408,10 @@ fn instruction_counts(
     ];
     let health = "/api/v1/health";
     let ready = "/api/v1/health/ready";
+    let (jobs_off_dir, _) = fresh_sqlite(target, "jobs-off-instructions");
+    let (jobs_idle_dir, _) = fresh_sqlite(target, "jobs-idle-instructions");
+    let jobs_off_env = jobs_env(&jobs_off_dir);
+    let jobs_idle_env = jobs_env(&jobs_idle_dir);
     let mut rows = vec![
         row(
             "baseline",
@@ -451,6 +457,24 @@ fn instruction_counts(
             baseline,
             &["--workers", "1", "--database-url", &sqlite_url],
             &[],
+        ),
+        row(
+            "health_jobs_off",
+            "/api/v1/health, a feature with jobs, --jobs false",
+            "health_jobs_off",
+            health,
+            &new.test_app,
+            &["--jobs", "false"],
+            &jobs_off_env,
+        ),
+        row(
+            "health_jobs_idle",
+            "/api/v1/health, the same with its job worker on and idle",
+            "health_jobs_off",
+            health,
+            &new.test_app,
+            &[],
+            &jobs_idle_env,
         ),
         Row {
             authorization: Some(bearer.clone()),

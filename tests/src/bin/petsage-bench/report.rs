@@ -384,7 +384,12 @@ fn instruction_goals(counts: &[Count]) -> Vec<(String, bool)> {
             ratio <= 1.10,
         ));
     }
-    for (id, limit) in [("health", 1.00), ("ready", 1.00), ("notes_sqlite", 1.25)] {
+    for (id, limit) in [
+        ("health", 1.00),
+        ("ready", 1.00),
+        ("notes_sqlite", 1.25),
+        ("health_jobs_idle", 1.03),
+    ] {
         if let Some(row) = count(counts, id) {
             let ratio = against_baseline(counts, row);
             goals.push((
