@@ -557,6 +557,61 @@ async fn postgres_each_occurrence_is_taken_once_and_missed_ones_collapse() {
     each_occurrence_is_taken_once_and_missed_ones_collapse(TestDatabase::postgres()).await;
 }
 
+async fn claims_follow_priority_and_leave_jobs_not_yet_due(test_db: TestDatabase) {
+    // No worker: the test claims through the store as the worker does.
+    let settings = JobsSettings {
+        jobs: false,
+        ..fast()
+    };
+    let instance = Instance::start(&test_db, settings, |_| {}).await;
+    let jobs = &instance.jobs;
+    let mut conn = jobs.database().acquire().await.expect("connection");
+    for (n, options) in [
+        (1, Options::new().priority(5).queue("later")),
+        (2, Options::new().priority(0).queue("first")),
+        (3, Options::new().delay(Duration::from_secs(60))),
+    ] {
+        jobs.enqueue(&mut conn, &Count { n }, options)
+            .await
+            .expect("enqueued");
+    }
+    drop(conn);
+    let store = jobs.store();
+    let claim = store.claim_statement(&[Count::KIND]);
+    let mut taken = Vec::new();
+    loop {
+        let now = now_ms();
+        let claimed = store
+            .claim(&claim, "test", now, now + 60_000, 1)
+            .await
+            .expect("claim");
+        let Some(job) = claimed.into_iter().next() else {
+            break;
+        };
+        taken.push((job.payload, job.queue));
+    }
+    assert_eq!(
+        taken,
+        vec![
+            (r#"{"n":2}"#.to_owned(), "first".to_owned()),
+            (r#"{"n":1}"#.to_owned(), "later".to_owned()),
+        ],
+        "lower priority first; the delayed job waits"
+    );
+    instance.stop().await;
+}
+
+#[actix_web::test]
+async fn sqlite_claims_follow_priority_and_leave_jobs_not_yet_due() {
+    claims_follow_priority_and_leave_jobs_not_yet_due(TestDatabase::sqlite()).await;
+}
+
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: run by cargo xtask ci"]
+async fn postgres_claims_follow_priority_and_leave_jobs_not_yet_due() {
+    claims_follow_priority_and_leave_jobs_not_yet_due(TestDatabase::postgres()).await;
+}
+
 #[test]
 fn names_are_checked() {
     assert!(check_name("job kind", "notes.index").is_ok());
