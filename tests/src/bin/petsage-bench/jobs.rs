@@ -136,16 +136,7 @@ fn measure_one(
     jobs: i64,
     samples: usize,
 ) -> Result<JobsRow, String> {
-    let mut env = vec![
-        ("PETSAGE_TEST_NOTES", "off"),
-        ("PETSAGE_TEST_FAULTS", "off"),
-        ("PETSAGE_TEST_CHORES", "on"),
-        ("PETSAGE_TEST_CHORES_TICK", "off"),
-        ("PETSAGE_DATA_DIR", data_dir),
-    ];
-    if let Some(url) = database_url {
-        env.push(("PETSAGE_DATABASE_URL", url));
-    }
+    let env = crate::jobs_env(data_dir, database_url);
     let server = Pinned::start(&new.test_app, &[], &env)?;
     eprintln!("bench: jobs on {label}: start latency, {samples} jobs on an idle queue");
     let latencies = latencies(&server, url, samples)?;
@@ -171,60 +162,101 @@ fn measure_one(
     })
 }
 
+/// One connection the bench watches the queue through, on a runtime of its
+/// own, so that polling while it measures adds little load.
+struct Watch {
+    runtime: actix_web::rt::Runtime,
+    conn: sqlx::AnyConnection,
+}
+
+impl Watch {
+    fn open(url: &str) -> Result<Self, String> {
+        sqlx::any::install_default_drivers();
+        let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
+        let conn = runtime
+            .block_on(sqlx::AnyConnection::connect(url))
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok(Self { runtime, conn })
+    }
+
+    /// The first column of each row of `sql`.
+    fn column(&mut self, sql: &'static str) -> Result<Vec<i64>, String> {
+        self.runtime
+            .block_on(sqlx::query_scalar(sql).fetch_all(&mut self.conn))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The one value `sql` selects.
+    fn value(&mut self, sql: &'static str) -> Result<i64, String> {
+        self.runtime
+            .block_on(sqlx::query_scalar(sql).fetch_one(&mut self.conn))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Waits until `sql` counts at least `n`, polling every `every`, for at most `limit`.
+    fn wait_for(
+        &mut self,
+        sql: &'static str,
+        n: i64,
+        every: Duration,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let deadline = Instant::now() + limit;
+        while self.value(sql)? < n {
+            if Instant::now() > deadline {
+                return Err(format!("{sql}: not {n} within {limit:?}"));
+            }
+            std::thread::sleep(every);
+        }
+        Ok(())
+    }
+
+    fn close(self) {
+        let _ = self.runtime.block_on(self.conn.close());
+    }
+}
+
 /// Enqueues one chore at a time on an idle queue, waiting for each to run
 /// (and a little more, so the worker is asleep again); each one's wait
-/// from due (its commit) to start, in ms. The bench watches through one
-/// connection, so its own load stays small while it measures.
+/// from due (its commit) to start, in ms.
 fn latencies(server: &Pinned, url: &str, samples: usize) -> Result<Vec<i64>, String> {
-    sqlx::any::install_default_drivers();
-    let runtime = actix_web::rt::Runtime::new().map_err(|e| e.to_string())?;
-    let mut conn = runtime
-        .block_on(sqlx::AnyConnection::connect(url))
-        .map_err(|e| format!("{url}: {e}"))?;
-    let mut count = |sql: &'static str| -> Result<i64, String> {
-        runtime
-            .block_on(sqlx::query_scalar(sql).fetch_one(&mut conn))
-            .map_err(|e| e.to_string())
-    };
+    let mut watch = Watch::open(url)?;
     for i in 1..=samples {
         let body = r#"{"count":1,"chore":{"label":"latency"}}"#;
         server.post_json("/api/v1/test/chores", body)?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let sql = "SELECT count(*) FROM chore_runs WHERE label = 'latency'";
-        while count(sql)? < i64::try_from(i).unwrap_or(i64::MAX) {
-            if Instant::now() > deadline {
-                return Err(format!("latency job {i} did not run within 10 s"));
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        watch
+            .wait_for(
+                "SELECT count(*) FROM chore_runs WHERE label = 'latency'",
+                i64::try_from(i).unwrap_or(i64::MAX),
+                Duration::from_millis(2),
+                Duration::from_secs(10),
+            )
+            .map_err(|e| format!("latency job {i} did not run: {e}"))?;
         // Between 20 and 50 ms idle, varied so no sample lines up with the poll.
         std::thread::sleep(Duration::from_millis(20 + (i as u64 * 7) % 31));
     }
-    let waits = runtime
-        .block_on(
-            sqlx::query_scalar("SELECT ran_at - due_at FROM chore_runs WHERE label = 'latency'")
-                .fetch_all(&mut conn),
-        )
-        .map_err(|e| e.to_string())?;
-    let _ = runtime.block_on(conn.close());
+    let waits = watch.column("SELECT ran_at - due_at FROM chore_runs WHERE label = 'latency'")?;
+    watch.close();
     Ok(waits)
 }
 
 /// Enqueues `jobs` no-ops in one transaction and waits for all to complete:
 /// jobs per second from the first completion to the last.
 fn throughput(server: &Pinned, url: &str, jobs: i64) -> Result<f64, String> {
+    let mut watch = Watch::open(url)?;
     server.post_json(
         "/api/v1/test/chores/noop",
         &format!(r#"{{"count":{jobs}}}"#),
     )?;
-    let done = "SELECT count(*) FROM petsage_jobs WHERE kind = 'test.noop' AND state = 'completed'";
-    let deadline = Instant::now() + Duration::from_secs(600);
-    while query_i64(url, done)? < jobs {
-        if Instant::now() > deadline {
-            return Err(format!("{jobs} no-op jobs did not complete within 600 s"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    watch
+        .wait_for(
+            "SELECT count(*) FROM petsage_jobs WHERE kind = 'test.noop' AND state = 'completed'",
+            jobs,
+            Duration::from_millis(50),
+            Duration::from_secs(600),
+        )
+        .map_err(|e| format!("{jobs} no-op jobs did not complete: {e}"))?;
+    watch.close();
     completion_rate(url, "test.noop", jobs)
 }
 

@@ -158,20 +158,25 @@ fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// The notes server's settings: dev-mode identity with its key in
-/// `data_dir` (where SQLite keeps its file too), the public route beside the
-/// protected one, and PostgreSQL when `database_url` is given.
-/// The test app with only its chores feature (jobs, no schedule) on a SQLite file in `data_dir`.
-fn jobs_env(data_dir: &str) -> [(&'static str, &str); 5] {
-    [
+/// The test app's settings with only its chores feature (jobs, no
+/// schedule): SQLite in `data_dir`, or PostgreSQL when `database_url` is given.
+fn jobs_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let mut env = vec![
         ("PETSAGE_TEST_NOTES", "off"),
         ("PETSAGE_TEST_FAULTS", "off"),
         ("PETSAGE_TEST_CHORES", "on"),
         ("PETSAGE_TEST_CHORES_TICK", "off"),
         ("PETSAGE_DATA_DIR", data_dir),
-    ]
+    ];
+    if let Some(url) = database_url {
+        env.push(("PETSAGE_DATABASE_URL", url));
+    }
+    env
 }
 
+/// The notes server's settings: dev-mode identity with its key in
+/// `data_dir` (where SQLite keeps its file too), the public route beside the
+/// protected one, and PostgreSQL when `database_url` is given.
 fn notes_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
     let mut env = vec![
         ("PETSAGE_TEST_FAULTS", "off"),
@@ -267,9 +272,9 @@ fn rps_run(
         Pinned::start(
             &new.test_app,
             &["--jobs", "false"],
-            &jobs_env(&jobs_off_dir),
+            &jobs_env(&jobs_off_dir, None),
         )?,
-        Pinned::start(&new.test_app, &[], &jobs_env(&jobs_idle_dir))?,
+        Pinned::start(&new.test_app, &[], &jobs_env(&jobs_idle_dir, None))?,
     ];
     // The older build reads its own note, on a file and a database of its own.
     let old_postgres = match old {
@@ -410,8 +415,8 @@ fn instruction_counts(
     let ready = "/api/v1/health/ready";
     let (jobs_off_dir, _) = fresh_sqlite(target, "jobs-off-instructions");
     let (jobs_idle_dir, _) = fresh_sqlite(target, "jobs-idle-instructions");
-    let jobs_off_env = jobs_env(&jobs_off_dir);
-    let jobs_idle_env = jobs_env(&jobs_idle_dir);
+    let jobs_off_env = jobs_env(&jobs_off_dir, None);
+    let jobs_idle_env = jobs_env(&jobs_idle_dir, None);
     let mut rows = vec![
         row(
             "baseline",
