@@ -1,12 +1,11 @@
 //! Inspecting and retrying jobs, for `petsage-app jobs list` and `jobs retry`.
 
 use serde::Serialize;
-use sqlx::Row as _;
 
 use petsage_db::Database;
 
 /// One job as `jobs list` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct JobRow {
     /// Its ID.
     pub id: i64,
@@ -33,28 +32,14 @@ pub async fn list(
     limit: i64,
 ) -> Result<Vec<JobRow>, sqlx::Error> {
     let mut conn = db.acquire().await?;
-    let rows = sqlx::query(
+    sqlx::query_as(
         "SELECT id, kind, queue, state, attempt, max_attempts, run_at, last_error FROM petsage_jobs \
          WHERE ($1 = '' OR state = $1) ORDER BY id DESC LIMIT $2",
     )
     .bind(state.unwrap_or(""))
     .bind(limit)
     .fetch_all(&mut *conn)
-    .await?;
-    rows.iter()
-        .map(|row| {
-            Ok(JobRow {
-                id: row.try_get(0)?,
-                kind: row.try_get(1)?,
-                queue: row.try_get(2)?,
-                state: row.try_get(3)?,
-                attempt: row.try_get(4)?,
-                max_attempts: row.try_get(5)?,
-                run_at: row.try_get(6)?,
-                last_error: row.try_get(7)?,
-            })
-        })
-        .collect()
+    .await
 }
 
 /// Makes a discarded job due now with a fresh set of attempts; false if no

@@ -8,7 +8,7 @@ use petsage_db::{Backend, Database};
 use sqlx::{AnyConnection, Row as _};
 
 /// A job as the worker takes it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub(crate) struct Claimed {
     pub(crate) id: i64,
     pub(crate) kind: String,
@@ -141,26 +141,13 @@ impl Store {
     ) -> Result<Vec<Claimed>, sqlx::Error> {
         let _turn = self.write_turn().await;
         let mut conn = self.db.acquire().await?;
-        let rows = sqlx::query(sqlx::AssertSqlSafe(statement.0.as_str()))
+        sqlx::query_as(sqlx::AssertSqlSafe(statement.0.as_str()))
             .bind(owner)
             .bind(leased_until)
             .bind(now)
             .bind(limit)
             .fetch_all(&mut *conn)
-            .await?;
-        rows.iter()
-            .map(|row| {
-                Ok(Claimed {
-                    id: row.try_get(0)?,
-                    kind: row.try_get(1)?,
-                    queue: row.try_get(2)?,
-                    payload: row.try_get(3)?,
-                    attempt: row.try_get(4)?,
-                    max_attempts: row.try_get(5)?,
-                    run_at: row.try_get(6)?,
-                })
-            })
-            .collect()
+            .await
     }
 
     /// Marks a job `owner` holds as completed; false if its lease was lost.
