@@ -111,7 +111,8 @@ impl Store {
     }
 
     /// Inserts `job` on `conn` (inside the caller's transaction, if any);
-    /// `None` when a pending job holds its unique key.
+    /// `None` when a pending job holds its unique key. Read with `fetch_all`:
+    /// the `Any` driver's `fetch_optional` answers before PostgreSQL commits.
     pub(crate) async fn enqueue(
         &self,
         conn: &mut AnyConnection,
@@ -126,8 +127,9 @@ impl Store {
             .bind(job.run_at)
             .bind(job.unique_key)
             .bind(job.now)
-            .fetch_optional(conn)
+            .fetch_all(conn)
             .await
+            .map(|mut ids| ids.pop())
     }
 
     /// Leases up to `limit` due jobs to `owner` until `leased_until`.

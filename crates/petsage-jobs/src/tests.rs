@@ -297,6 +297,43 @@ async fn postgres_enqueues_with_the_write_or_not_at_all() {
     enqueues_with_the_write_or_not_at_all(TestDatabase::postgres()).await;
 }
 
+/// An enqueue PostgreSQL refuses at its commit is an error, not an id: a
+/// deferred constraint refuses the job after `RETURNING` has sent its id.
+#[actix_web::test]
+#[ignore = "needs PostgreSQL: run by cargo xtask ci"]
+async fn postgres_an_enqueue_refused_at_its_commit_is_an_error() {
+    let db = TestDatabase::postgres();
+    let settings = JobsSettings {
+        jobs: false,
+        ..fast()
+    };
+    let instance = Instance::start(&db, settings, |_| {}).await;
+    let jobs = &instance.jobs;
+    let mut conn = jobs.database().acquire().await.expect("connection");
+    for sql in [
+        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
+         BEGIN RAISE EXCEPTION 'refused at commit'; END $$",
+        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON petsage_jobs \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
+    ] {
+        sqlx::query(sql)
+            .execute(&mut *conn)
+            .await
+            .expect("the trigger");
+    }
+    let refused = jobs
+        .enqueue(&mut conn, &Count { n: 1 }, Options::new())
+        .await;
+    assert!(refused.is_err(), "acknowledged: {refused:?}");
+    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM petsage_jobs")
+        .fetch_one(&mut *conn)
+        .await
+        .expect("count");
+    assert_eq!(stored, 0);
+    drop(conn);
+    instance.stop().await;
+}
+
 async fn panics_and_timeouts_fail_and_the_drain_puts_back(test_db: TestDatabase) {
     let instance = Instance::start(&test_db, fast(), |jobs| {
         jobs.register(

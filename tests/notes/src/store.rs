@@ -2,7 +2,10 @@
 //! and PostgreSQL alike; the table comes from `migrations/`. Each takes its
 //! connection with `Database::acquire`, which counts waits for the metrics.
 //! Every query is scoped to the caller: a row of another owner is not seen,
-//! so it cannot be read, replaced or deleted either.
+//! so it cannot be read, replaced or deleted either. A write that returns its
+//! row reads it with `fetch_all`, which waits for the database to confirm the
+//! statement and its commit; sqlx's `Any` driver ends `fetch_one` and
+//! `fetch_optional` at the first row, before PostgreSQL has committed.
 
 use petsage_db::Database;
 use petsage_identity::Principal;
@@ -81,8 +84,10 @@ impl Store {
         .bind(&*owner.issuer)
         .bind(&*owner.subject)
         .bind(name)
-        .fetch_one(&mut *self.db.acquire().await?)
-        .await
+        .fetch_all(&mut *self.db.acquire().await?)
+        .await?
+        .pop()
+        .ok_or(sqlx::Error::RowNotFound)
     }
 
     /// `owner`'s item `id` with every field replaced, if there is one.
@@ -99,8 +104,9 @@ impl Store {
         .bind(id)
         .bind(&*owner.issuer)
         .bind(&*owner.subject)
-        .fetch_optional(&mut *self.db.acquire().await?)
+        .fetch_all(&mut *self.db.acquire().await?)
         .await
+        .map(|mut rows| rows.pop())
     }
 
     /// Whether `owner` had an item `id` (and it is now gone).
