@@ -66,6 +66,16 @@ impl Instance {
         }
     }
 
+    /// An instance with `--jobs false`: no worker and no scheduler, so what
+    /// the test enqueues, claims or ticks stays for it to look at.
+    async fn without_worker(db: &TestDatabase) -> Self {
+        let settings = JobsSettings {
+            jobs: false,
+            ..fast()
+        };
+        Self::start(db, settings, |_| {}).await
+    }
+
     async fn stop(mut self) {
         self.background.join().await;
         self.lifecycle.stop().await;
@@ -214,11 +224,7 @@ async fn postgres_runs_retries_and_discards() {
 
 async fn enqueues_with_the_write_or_not_at_all(db: TestDatabase) {
     // No worker: only what was enqueued is looked at.
-    let settings = JobsSettings {
-        jobs: false,
-        ..fast()
-    };
-    let instance = Instance::start(&db, settings, |_| {}).await;
+    let instance = Instance::without_worker(&db).await;
     let jobs = &instance.jobs;
     let mut conn = jobs.database().acquire().await.expect("connection");
     sqlx::query("CREATE TABLE written (id BIGINT NOT NULL)")
@@ -303,11 +309,7 @@ async fn postgres_enqueues_with_the_write_or_not_at_all() {
 #[ignore = "needs PostgreSQL: run by cargo xtask ci"]
 async fn postgres_an_enqueue_refused_at_its_commit_is_an_error() {
     let db = TestDatabase::postgres();
-    let settings = JobsSettings {
-        jobs: false,
-        ..fast()
-    };
-    let instance = Instance::start(&db, settings, |_| {}).await;
+    let instance = Instance::without_worker(&db).await;
     let jobs = &instance.jobs;
     let mut conn = jobs.database().acquire().await.expect("connection");
     for sql in [
@@ -533,24 +535,8 @@ async fn postgres_a_job_longer_than_its_lease_keeps_it() {
 async fn each_occurrence_is_taken_once_and_missed_ones_collapse(test_db: TestDatabase) {
     // Two instances' schedulers race for the same occurrences.
     let instances = [
-        Instance::start(
-            &test_db,
-            JobsSettings {
-                jobs: false,
-                ..fast()
-            },
-            |_| {},
-        )
-        .await,
-        Instance::start(
-            &test_db,
-            JobsSettings {
-                jobs: false,
-                ..fast()
-            },
-            |_| {},
-        )
-        .await,
+        Instance::without_worker(&test_db).await,
+        Instance::without_worker(&test_db).await,
     ];
     let schedule = || Schedule::new("tick", "* * * * * *", &Count { n: 1 }).expect("valid");
     let schedules = [schedule()];
@@ -596,11 +582,7 @@ async fn postgres_each_occurrence_is_taken_once_and_missed_ones_collapse() {
 
 async fn claims_follow_priority_and_leave_jobs_not_yet_due(test_db: TestDatabase) {
     // No worker: the test claims through the store as the worker does.
-    let settings = JobsSettings {
-        jobs: false,
-        ..fast()
-    };
-    let instance = Instance::start(&test_db, settings, |_| {}).await;
+    let instance = Instance::without_worker(&test_db).await;
     let jobs = &instance.jobs;
     let mut conn = jobs.database().acquire().await.expect("connection");
     for (n, options) in [
