@@ -158,36 +158,43 @@ fn run(options: &Options) -> Result<(), String> {
     Ok(())
 }
 
-/// The test app's settings with only its chores feature (jobs, no
-/// schedule): SQLite in `data_dir`, or PostgreSQL when `database_url` is given.
-fn jobs_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
-    let mut env = vec![
-        ("PETSAGE_TEST_NOTES", "off"),
-        ("PETSAGE_TEST_FAULTS", "off"),
-        ("PETSAGE_TEST_CHORES", "on"),
-        ("PETSAGE_TEST_CHORES_TICK", "off"),
-        ("PETSAGE_DATA_DIR", data_dir),
-    ];
+/// `settings`, then where the server keeps its data: `data_dir` (SQLite's
+/// file, the dev key), and PostgreSQL when `database_url` is given.
+fn with_store<'a>(
+    settings: &[(&'static str, &'a str)],
+    data_dir: &'a str,
+    database_url: Option<&'a str>,
+) -> Vec<(&'static str, &'a str)> {
+    let mut env = settings.to_vec();
+    env.push(("PETSAGE_DATA_DIR", data_dir));
     if let Some(url) = database_url {
         env.push(("PETSAGE_DATABASE_URL", url));
     }
     env
 }
 
+/// The test app's settings with only its chores feature (jobs, no
+/// schedule): SQLite in `data_dir`, or PostgreSQL when `database_url` is given.
+fn jobs_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
+    let settings = [
+        ("PETSAGE_TEST_NOTES", "off"),
+        ("PETSAGE_TEST_FAULTS", "off"),
+        ("PETSAGE_TEST_CHORES", "on"),
+        ("PETSAGE_TEST_CHORES_TICK", "off"),
+    ];
+    with_store(&settings, data_dir, database_url)
+}
+
 /// The notes server's settings: dev-mode identity with its key in
 /// `data_dir` (where SQLite keeps its file too), the public route beside the
 /// protected one, and PostgreSQL when `database_url` is given.
 fn notes_env<'a>(data_dir: &'a str, database_url: Option<&'a str>) -> Vec<(&'static str, &'a str)> {
-    let mut env = vec![
+    let settings = [
         ("PETSAGE_TEST_FAULTS", "off"),
         ("PETSAGE_TEST_PUBLIC_NOTES", "on"),
         ("PETSAGE_AUTH_MODE", "dev"),
-        ("PETSAGE_DATA_DIR", data_dir),
     ];
-    if let Some(url) = database_url {
-        env.push(("PETSAGE_DATABASE_URL", url));
-    }
-    env
+    with_store(&settings, data_dir, database_url)
 }
 
 /// A bearer for the bench's caller (the public route's owner) with the notes
