@@ -7,7 +7,7 @@
 use std::thread;
 use std::time::{Duration, Instant};
 
-use petsage_db::testing::{TestDatabase, admin_sql, query_i64};
+use petsage_db::testing::{TestDatabase, admin_sql, query_i64, refuse_at_commit};
 use petsage_tests::load::{WriteLoad, missing};
 use petsage_tests::pg::PgCluster;
 use petsage_tests::{NOTES_SCOPES, READY_LINE, Scratch, Server, StatusCode, run_to_exit};
@@ -329,14 +329,7 @@ fn a_write_refused_at_its_commit_is_not_acknowledged() {
     let kept = server.post_json("/api/v1/notes", &serde_json::json!({"name": "kept"}));
     assert_eq!(kept.status, StatusCode::CREATED, "{}", kept.body);
     let id = kept.json()["id"].as_i64().expect("id");
-    for sql in [
-        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN IF NEW.name = 'refused' THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$",
-        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON notes \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
-    ] {
-        admin_sql(db.url(), sql).expect("the trigger");
-    }
+    refuse_at_commit(db.url(), "notes", "NEW.name = 'refused'").expect("the trigger");
 
     let refused = serde_json::json!({"name": "refused"});
     let created = server.post_json("/api/v1/notes", &refused);

@@ -121,6 +121,26 @@ pub fn admin_sql(url: &str, sql: &str) -> Result<(), String> {
     })
 }
 
+/// Makes PostgreSQL at `url` refuse, at commit, every row written to `table`
+/// for which `when` (a condition on `NEW`) holds: a deferred constraint
+/// trigger raises after the statement has already returned its rows.
+pub fn refuse_at_commit(url: &str, table: &str, when: &str) -> Result<(), String> {
+    admin_sql(
+        url,
+        &format!(
+            "CREATE FUNCTION refuse_at_commit_{table}() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF {when} THEN RAISE EXCEPTION 'refused at commit'; END IF; RETURN NULL; END $$"
+        ),
+    )?;
+    admin_sql(
+        url,
+        &format!(
+            "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON {table} \
+             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit_{table}()"
+        ),
+    )
+}
+
 /// The one number `sql` selects on `url` (`SELECT count(*) …`), on SQLite or PostgreSQL.
 pub fn query_i64(url: &str, sql: &str) -> Result<i64, String> {
     let sql = sql.to_owned();

@@ -311,18 +311,8 @@ async fn postgres_an_enqueue_refused_at_its_commit_is_an_error() {
     let db = TestDatabase::postgres();
     let instance = Instance::without_worker(&db).await;
     let jobs = &instance.jobs;
+    petsage_db::testing::refuse_at_commit(db.url(), "petsage_jobs", "true").expect("the trigger");
     let mut conn = jobs.database().acquire().await.expect("connection");
-    for sql in [
-        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ \
-         BEGIN RAISE EXCEPTION 'refused at commit'; END $$",
-        "CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT ON petsage_jobs \
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse_at_commit()",
-    ] {
-        sqlx::query(sql)
-            .execute(&mut *conn)
-            .await
-            .expect("the trigger");
-    }
     let refused = jobs
         .enqueue(&mut conn, &Count { n: 1 }, Options::new())
         .await;
